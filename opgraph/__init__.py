@@ -1,0 +1,61 @@
+"""opgraph: a small define-by-run autodiff engine whose ops all come from plugins.
+
+``import opgraph`` is cheap: plugins are discovered and imported the first time an op is
+needed (``opgraph.ops``, a Variable operator, ``opgraph check``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from opgraph.contract import REQUIRED, Attr, Domain, ErrorInput, OpSpec, Sample, Tolerance
+from opgraph.engine import (
+    Node,
+    Variable,
+    enable_grad,
+    is_grad_enabled,
+    is_training,
+    no_grad,
+    random_generator,
+    seed,
+    test_mode,
+    unbroadcast,
+)
+from opgraph.errors import (
+    ConfigError,
+    GradientError,
+    OpArgumentError,
+    OpDeclarationError,
+    OpgraphError,
+    PluginError,
+    ShapeError,
+)
+
+if TYPE_CHECKING:
+    from opgraph.registry import OpSet
+
+    ops: OpSet
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "REQUIRED", "Attr", "ConfigError", "Domain", "ErrorInput", "GradientError", "Node",
+    "OpArgumentError", "OpDeclarationError", "OpSpec", "OpgraphError", "PluginError", "Sample",
+    "ShapeError", "Tolerance", "Variable", "enable_grad", "hookimpl", "is_grad_enabled",
+    "is_training", "no_grad", "ops", "random_generator", "seed", "test_mode", "unbroadcast",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Lazy attributes: ``ops`` loads the plugins; ``hookimpl`` imports pluggy."""
+    if name == "ops":
+        from opgraph.registry import default_opset
+
+        globals()["ops"] = opset = default_opset()
+        return opset
+    if name == "hookimpl":
+        from opgraph.hookspecs import hookimpl
+
+        globals()["hookimpl"] = hookimpl
+        return hookimpl
+    raise AttributeError(f"module 'opgraph' has no attribute {name!r}")

@@ -1,0 +1,361 @@
+"""The define-by-run graph: `Variable`, the `Node` an op call records, and `backward()`.
+
+The engine knows no op: every operator and method of `Variable` dispatches to the op set the
+plugins provide (see `opgraph.registry`), resolved once on first use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import weakref
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from opgraph.errors import GradientError
+
+if TYPE_CHECKING:
+    from opgraph.op import Op
+
+NUMERIC_KINDS = "biufc"
+
+
+class _State:
+    """Process-wide switches: graph recording, train/test mode, the stochastic ops' generator."""
+
+    grad_enabled = True
+    training = True
+    rng = np.random.default_rng()
+
+
+def is_grad_enabled() -> bool:
+    return _State.grad_enabled
+
+
+def is_training() -> bool:
+    """True unless inside `test_mode()`; stochastic ops such as dropout read it."""
+    return _State.training
+
+
+def random_generator() -> np.random.Generator:
+    """The generator that stochastic ops receive as ``rng`` (see `seed`)."""
+    return _State.rng
+
+
+def seed(value: int | None) -> None:
+    """Reseed the generator behind stochastic ops (the conformance harness uses this)."""
+    _State.rng = np.random.default_rng(value)
+
+
+@contextlib.contextmanager
+def _switch(name: str, value: bool) -> Iterator[None]:
+    old = getattr(_State, name)
+    setattr(_State, name, value)
+    try:
+        yield
+    finally:
+        setattr(_State, name, old)
+
+
+def no_grad() -> contextlib.AbstractContextManager[None]:
+    """Inside, op calls record no graph (results have ``creator is None``)."""
+    return _switch("grad_enabled", False)
+
+
+def enable_grad(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
+    return _switch("grad_enabled", enabled)
+
+
+def test_mode() -> contextlib.AbstractContextManager[None]:
+    """Inside, `is_training()` is False (dropout passes its input through)."""
+    return _switch("training", False)
+
+
+class _DefaultOps:
+    """Placeholder for the default op set until an operator first needs it; loading plugins
+    lazily keeps `import opgraph` cheap."""
+
+    def __getattr__(self, name: str) -> Any:
+        from opgraph.registry import default_opset
+
+        return getattr(default_opset(), name)
+
+
+_ops: Any = _DefaultOps()  # replaced by the real OpSet when the registry is built
+
+
+def _set_default_ops(opset: Any) -> None:
+    global _ops
+    _ops = opset
+
+
+def _to_array(data: Any) -> np.ndarray:
+    if isinstance(data, np.ndarray):
+        arr = data
+    elif isinstance(data, (int, float, complex, bool, np.generic)):
+        arr = np.asarray(data)
+    else:
+        raise TypeError(
+            f"Variable data must be a numpy array or a number, not {type(data).__name__}"
+        )
+    if arr.dtype.kind not in NUMERIC_KINDS:
+        raise TypeError(f"Variable data must be numeric, not an array of dtype {arr.dtype}")
+    return arr
+
+
+class Variable:
+    """A numpy array that remembers the op call (`creator`) that produced it."""
+
+    __slots__ = ("data", "grad", "name", "creator", "__weakref__")
+    __array_ufunc__ = None  # numpy defers to our reflected operators: np.array(...) + v
+
+    def __init__(self, data: Any, name: str | None = None) -> None:
+        self.data = _to_array(data)
+        self.grad: Variable | None = None
+        self.name = name
+        self.creator: Node | None = None
+
+    @classmethod
+    def _wrap(cls, data: np.ndarray) -> Variable:
+        """Fast constructor for arrays the engine already checked."""
+        v = cls.__new__(cls)
+        v.data = data
+        v.grad = v.name = v.creator = None
+        return v
+
+    shape = property(lambda self: self.data.shape)
+    ndim = property(lambda self: self.data.ndim)
+    size = property(lambda self: self.data.size)
+    dtype = property(lambda self: self.data.dtype)
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return "variable(" + str(self.data).replace("\n", "\n" + " " * 9) + ")"
+
+    def cleargrad(self) -> None:
+        self.grad = None
+
+    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``, seeding with ones.
+
+        ``retain_grad`` keeps the gradients of intermediate variables too; ``create_graph``
+        records the backward pass so gradients can be differentiated again.
+        """
+        backward(self, retain_grad=retain_grad, create_graph=create_graph)
+
+    # --- operators and methods: all dispatch to ops ---
+    def __add__(self, other: Any) -> Variable:
+        return _ops.add(self, other)
+
+    def __radd__(self, other: Any) -> Variable:
+        return _ops.add(other, self)
+
+    def __sub__(self, other: Any) -> Variable:
+        return _ops.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Variable:
+        return _ops.sub(other, self)
+
+    def __mul__(self, other: Any) -> Variable:
+        return _ops.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Variable:
+        return _ops.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Variable:
+        return _ops.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Variable:
+        return _ops.div(other, self)
+
+    def __pow__(self, other: Any) -> Variable:
+        return _ops.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Variable:
+        return _ops.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Variable:
+        return _ops.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Variable:
+        return _ops.matmul(other, self)
+
+    def __neg__(self) -> Variable:
+        return _ops.neg(self)
+
+    def __getitem__(self, index: Any) -> Variable:
+        return _ops.get_item(self, index)
+
+    def reshape(self, *shape: Any) -> Variable:
+        """``reshape(2, 3)``, ``reshape((2, 3))`` or ``reshape([2, 3])``."""
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Variable:
+        """No argument reverses the axes; else a tuple, a list or separate ints."""
+        if not axes or (len(axes) == 1 and axes[0] is None):
+            return _ops.transpose(self)
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return _ops.transpose(self, axes)
+
+    @property
+    def T(self) -> Variable:
+        return _ops.transpose(self)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        return _ops.sum(self, axis, keepdims)
+
+    def astype(self, dtype: Any) -> Variable:
+        return _ops.astype(self, dtype)
+
+
+class Node:
+    """One recorded op call: the backward context (``ctx``) its op's backward receives."""
+
+    __slots__ = ("op", "inputs", "attrs", "_outputs", "_output_meta", "state", "needs_input_grad")
+
+    def __init__(
+        self,
+        op: Op,
+        inputs: tuple[Variable, ...],
+        attrs: dict[str, Any],
+        outputs: tuple[Variable, ...],
+        state: Any,
+        needs_input_grad: tuple[bool, ...],
+    ) -> None:
+        self.op = op
+        self.inputs = inputs
+        self.attrs = attrs
+        self.state = state
+        self.needs_input_grad = needs_input_grad
+        # weak: an output owns its creator, not the other way round (no reference cycles)
+        self._outputs = tuple(weakref.ref(y) for y in outputs)
+        # shapes/dtypes to zero-fill the gradient of an output dropped before backward
+        self._output_meta = (
+            tuple((y.data.shape, y.data.dtype) for y in outputs) if len(outputs) > 1 else None
+        )
+        for y in outputs:
+            y.creator = self
+
+    @property
+    def outputs(self) -> tuple[Variable, ...]:
+        return tuple(r() for r in self._outputs)
+
+    @property
+    def ops(self) -> Any:
+        """The ops this op's backward may use (its declared ``requires`` + essential ops)."""
+        return self.op.deps
+
+    def __repr__(self) -> str:
+        return f"<Node {self.op.name} inputs={[x.shape for x in self.inputs]}>"
+
+
+def _topological_order(root: Node) -> list[Node]:
+    """Every node reachable from ``root``, each before the nodes that produced its inputs.
+
+    One iterative depth-first pass (no recursion limit, no re-sorting); correct for diamonds.
+    """
+    order: list[Node] = []
+    seen: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for x in node.inputs:
+            creator = x.creator
+            if creator is not None and id(creator) not in seen:
+                stack.append((creator, False))
+    order.reverse()
+    return order
+
+
+def _accumulate(var: Variable, g: Variable) -> None:
+    var.grad = g if var.grad is None else var.grad + g
+
+
+def _checked_grads(node: Node, gxs: Any) -> tuple[Any, ...]:
+    """The backward's result as a tuple, after checking count, type, shape and dtype."""
+    op = node.op
+    if not isinstance(gxs, (tuple, list)):
+        gxs = (gxs,)
+    if len(gxs) != len(node.inputs):
+        raise GradientError(
+            f"backward of `{op.name}` ({op.origin}) returned {len(gxs)} gradient(s) "
+            f"for {len(node.inputs)} input(s); return exactly one per input (None for none)"
+        )
+    for k, (x, gx) in enumerate(zip(node.inputs, gxs, strict=True)):
+        if gx is None:
+            continue
+        if not isinstance(gx, Variable):
+            raise GradientError(
+                f"backward of `{op.name}` ({op.origin}) returned a {type(gx).__name__} for "
+                f"input {k}; return a Variable built with opgraph ops"
+            )
+        if gx.data.shape != x.data.shape:
+            raise GradientError(
+                f"backward of `{op.name}` ({op.origin}) did not reduce the gradient of input "
+                f"{k} from {gx.data.shape} to {x.data.shape}"
+            )
+        if gx.data.dtype != x.data.dtype:
+            raise GradientError(
+                f"backward of `{op.name}` ({op.origin}) returned a {gx.data.dtype} gradient "
+                f"for {x.data.dtype} input {k}; cast it (e.g. opgraph.unbroadcast)"
+            )
+    return tuple(gxs)
+
+
+def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False) -> None:
+    """Reverse-mode sweep from ``output``; see `Variable.backward`."""
+    seed = Variable._wrap(np.ones_like(output.data))
+    if output.creator is None:
+        _accumulate(output, seed)
+        return
+    pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
+    with enable_grad(create_graph):
+        for node in _topological_order(output.creator):
+            outputs = node.outputs
+            gys = [pending.pop(id(y), None) for y in outputs]
+            if all(g is None for g in gys):
+                continue
+            if retain_grad:
+                for y, g in zip(outputs, gys, strict=True):
+                    if g is not None and y is not None:
+                        _accumulate(y, g)
+            if None in gys:  # only multi-output nodes: zero-fill the outputs nobody used
+                gys = [
+                    Variable._wrap(np.zeros(*meta)) if g is None else g
+                    for g, meta in zip(gys, node._output_meta, strict=True)
+                ]
+            gxs = _checked_grads(node, node.op.backward(node, *gys))
+            for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):
+                if gx is None or not need:
+                    continue
+                if x.creator is None:
+                    _accumulate(x, gx)
+                else:
+                    prev = pending.get(id(x))
+                    pending[id(x)] = gx if prev is None else prev + gx
+
+
+def unbroadcast(g: Variable, like: Variable) -> Variable:
+    """Reduce gradient ``g`` to the shape and dtype of input ``like``.
+
+    The one helper every broadcasting backward uses: `sum_to` over broadcast axes, then a cast
+    if type promotion changed the dtype (``int_x * 2.5``).
+    """
+    if g.data.shape != like.data.shape:
+        g = _ops.sum_to(g, like.data.shape)
+    if g.data.dtype != like.data.dtype:
+        g = _ops.astype(g, like.data.dtype)
+    return g

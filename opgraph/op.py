@@ -1,0 +1,184 @@
+"""`Op`: an `OpSpec` made callable on Variables, with its provenance and its dependencies.
+
+Everything that can be decided once (parameter names, defaults, arity) is decided when the
+registry builds the op, so a call costs argument binding, one forward and one `Node`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from opgraph import engine
+from opgraph.contract import OpSpec
+from opgraph.engine import Node, Variable, _to_array
+from opgraph.errors import OpArgumentError, ShapeError
+from opgraph.shapes import fmt_shapes
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which plugin provided an op: shown in listings, reports and every error message."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+    entry_point: str | None = None
+
+    def __str__(self) -> str:
+        dist = f"{self.distribution} {self.version}" if self.distribution else "not installed"
+        return f"plugin {self.plugin!r} from {dist}"
+
+
+def as_inputs(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
+    """Wrap arrays and numbers as constant Variables; report which inputs were Variables.
+
+    Python numbers take the dtype numpy's promotion gives them next to the other inputs, so
+    ``float32_var * 2.0`` stays float32.
+    """
+    ref = next(
+        (v.data if isinstance(v, Variable) else v for v in values
+         if isinstance(v, (Variable, np.ndarray))),
+        None,
+    )
+    out, given = [], []
+    for v in values:
+        if isinstance(v, Variable):
+            out.append(v)
+            given.append(True)
+            continue
+        if ref is not None and isinstance(v, (int, float, bool)) and not isinstance(v, np.generic):
+            v = np.asarray(v, dtype=np.result_type(ref.dtype, v))
+        out.append(Variable._wrap(_to_array(v)))
+        given.append(False)
+    return tuple(out), tuple(given)
+
+
+class Op:
+    """A callable op: ``op(*inputs, *attrs, **attrs) -> Variable | tuple[Variable, ...]``."""
+
+    __slots__ = (
+        "name", "spec", "provenance", "deps", "forward", "backward", "_params",
+        "_n_inputs", "_optional", "_defaults", "_checks", "_fast_arity", "__dict__",
+    )
+
+    def __init__(self, spec: OpSpec, provenance: Provenance) -> None:
+        self.name = spec.name
+        self.spec = spec
+        self.provenance = provenance
+        self.deps: Any = None  # set by the registry: the ops this op's backward may use
+        self.forward = spec.forward
+        self.backward = spec.backward
+        self._n_inputs = 1 if spec.variadic else len(spec.inputs)
+        self._optional = tuple(n.endswith("?") for n in spec.inputs)
+        self._params = spec.input_names + tuple(a.name for a in spec.attrs)
+        self._defaults = {a.name: a.default for a in spec.attrs if not a.required}
+        self._checks = {a.name: a.check for a in spec.attrs if a.check is not None}
+        all_default = len(self._defaults) == len(spec.attrs)
+        simple = all_default and not any(self._optional) and not spec.variadic
+        self._fast_arity = self._n_inputs if simple else -1  # calls that need no binding
+        self.__doc__ = spec.doc or f"The `{spec.name}` op ({provenance})."
+
+    @property
+    def origin(self) -> str:
+        return str(self.provenance)
+
+    def __repr__(self) -> str:
+        return f"<op {self.name}({', '.join(self._params)}) from {self.provenance}>"
+
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[list, dict]:
+        """Map positional and keyword arguments onto inputs and validated attributes."""
+        if len(args) > len(self._params):
+            raise OpArgumentError(
+                f"{self.name}() takes at most {len(self._params)} arguments "
+                f"({', '.join(self._params)}), got {len(args)}"
+            )
+        bound = dict(zip(self._params, args, strict=False))
+        for key, value in kwargs.items():
+            if key not in self._params:
+                close = difflib.get_close_matches(key, self._params, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise OpArgumentError(
+                    f"{self.name}() got an unexpected argument {key!r}{hint} "
+                    f"(it takes {', '.join(self._params)})"
+                )
+            if key in bound:
+                raise OpArgumentError(f"{self.name}() got multiple values for {key!r}")
+            bound[key] = value
+        inputs = []
+        for name, optional in zip(self.spec.input_names, self._optional, strict=True):
+            value = bound.get(name)
+            if value is None and not optional:
+                raise OpArgumentError(f"{self.name}() missing required input {name!r}")
+            if value is not None:
+                inputs.append(value)
+        if self.spec.variadic:
+            if not isinstance(inputs[0], (list, tuple)) or not inputs[0]:
+                raise OpArgumentError(
+                    f"{self.name}() takes a non-empty list of inputs, got {inputs[0]!r}"
+                )
+            inputs = list(inputs[0])
+        attrs = dict(self._defaults)
+        for a in self.spec.attrs:
+            if a.name in bound:
+                attrs[a.name] = self._check_attr(a.name, bound[a.name])
+            elif a.required:
+                raise OpArgumentError(f"{self.name}() missing required attribute {a.name!r}")
+        return inputs, attrs
+
+    def _check_attr(self, name: str, value: Any) -> Any:
+        check = self._checks.get(name)
+        if check is None:
+            return value
+        try:
+            return check(value)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ShapeError):
+                raise
+            raise OpArgumentError(f"{self.name}: invalid {name}={value!r}: {exc}") from None
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if not kwargs and len(args) == self._fast_arity:
+            inputs, attrs = args, self._defaults
+        else:
+            inputs, attrs = self._bind(args, kwargs)
+        xs, given = as_inputs(inputs)
+        spec = self.spec
+        extra = {"rng": engine._State.rng} if spec.stochastic else {}
+        arrays = [x.data for x in xs]
+        try:
+            result = self.forward(*arrays, **attrs, **extra)
+        except ShapeError:
+            raise
+        except Exception as exc:
+            self._explain_failure(arrays, attrs, exc)
+            raise
+        state = None
+        if spec.saves_state:
+            result, state = result
+        if spec.n_outputs == 1:
+            outputs = (Variable._wrap(result if type(result) is np.ndarray else np.asarray(result)),)
+        else:
+            outputs = tuple(Variable._wrap(np.asarray(r)) for r in result)
+        if engine._State.grad_enabled:
+            Node(self, xs, attrs, outputs, state, given)
+        return outputs[0] if spec.n_outputs == 1 else outputs
+
+    def _explain_failure(self, arrays: list, attrs: dict, exc: Exception) -> None:
+        """Turn a forward failure into the shape rule's ShapeError, or annotate it."""
+        shapes = [a.shape for a in arrays]
+        try:
+            self.spec.shape_rule(*shapes, **attrs)
+        except ShapeError as shape_error:
+            raise shape_error from exc
+        except Exception:  # noqa: BLE001 - the forward's own error is the one to show
+            pass
+        add_note = getattr(exc, "add_note", None)  # Python >= 3.11
+        if add_note is not None:
+            add_note(
+                f"in op `{self.name}` ({self.origin}) with input shapes {fmt_shapes(shapes)}"
+                + (f" and attributes {attrs}" if attrs else "")
+            )

@@ -1,0 +1,70 @@
+"""Binary arithmetic with numpy broadcasting, and negation.
+
+Every backward reduces its gradients to the inputs' shapes and dtypes with `unbroadcast`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opgraph import Domain, OpSpec, unbroadcast
+from opgraph.shapes import broadcast
+
+
+def _broadcasting(name, forward, backward, **kw) -> OpSpec:
+    return OpSpec(
+        name, forward, lambda a, b: broadcast(name, a, b), backward,
+        inputs=("x0", "x1"), kind="broadcast", **kw,
+    )
+
+
+def _add_backward(ctx, gy):
+    x0, x1 = ctx.inputs
+    return unbroadcast(gy, x0), unbroadcast(gy, x1)
+
+
+def _sub_backward(ctx, gy):
+    x0, x1 = ctx.inputs
+    return unbroadcast(gy, x0), unbroadcast(-gy, x1)
+
+
+def _mul_backward(ctx, gy):
+    x0, x1 = ctx.inputs
+    return unbroadcast(gy * x1, x0), unbroadcast(gy * x0, x1)
+
+
+def _div_backward(ctx, gy):
+    x0, x1 = ctx.inputs
+    gx0 = gy / x1
+    return unbroadcast(gx0, x0), unbroadcast(gx0 * (-x0 / x1), x1)
+
+
+def _pow_backward(ctx, gy):
+    x, c = ctx.inputs
+    gx = unbroadcast(gy * c * x ** (c - 1), x)
+    if not ctx.needs_input_grad[1]:  # a constant exponent: skip log(x), undefined for x <= 0
+        return gx, None
+    (y,) = ctx.outputs
+    return gx, unbroadcast(gy * y * ctx.ops.log(x), c)
+
+
+def _neg_backward(ctx, gy):
+    return -gy
+
+
+SPECS = [
+    _broadcasting("add", np.add, _add_backward, doc="x0 + x1 with broadcasting."),
+    _broadcasting("sub", np.subtract, _sub_backward, doc="x0 - x1 with broadcasting."),
+    _broadcasting("mul", np.multiply, _mul_backward, doc="x0 * x1 with broadcasting."),
+    _broadcasting(
+        "div", np.true_divide, _div_backward,
+        domain=(Domain(), Domain(0.5, 2.0)), doc="x0 / x1 with broadcasting.",
+    ),
+    OpSpec(
+        "pow", np.power, lambda x, c: broadcast("pow", x, c), _pow_backward,
+        inputs=("x", "c"), kind="broadcast", requires=("log",),
+        domain=(Domain(0.5, 2.0), Domain(-2.0, 3.0)),
+        doc="x ** c with broadcasting; c may be a number or a Variable.",
+    ),
+    OpSpec("neg", np.negative, lambda x: x, _neg_backward, doc="Elementwise -x."),
+]

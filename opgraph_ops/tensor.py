@@ -1,0 +1,197 @@
+"""Shape ops and matmul: reshape, transpose, sum, broadcast_to/sum_to (each other's
+backward), astype, and matmul with numpy's full semantics (1-D operands, batch broadcasting)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from opgraph import Attr, OpSpec, ShapeError, attrs
+from opgraph.shapes import broadcast, check_sum_to, normalize_axes, reduce_shape
+
+INTS = ("float64", "float32", "int64")
+
+
+# --- reshape ---
+def _reshape_rule(x, shape):
+    known = [d for d in shape if d != -1]
+    size = math.prod(x)
+    unknown = len(shape) - len(known)
+    if unknown > 1 or any(d < -1 for d in shape):
+        raise ShapeError(f"reshape: invalid target shape {shape} (at most one -1, no other negatives)")
+    if unknown == 1:
+        rest = math.prod(known)
+        if rest == 0 or size % rest:
+            raise ShapeError(f"reshape: cannot reshape array of shape {x} (size {size}) into {shape}")
+        return tuple(size // rest if d == -1 else d for d in shape)
+    if math.prod(shape) != size:
+        raise ShapeError(f"reshape: cannot reshape array of shape {x} (size {size}) into {shape}")
+    return tuple(shape)
+
+
+def _reshape_examples(shapes):
+    (x,) = shapes
+    return [(-1,), (*x, 1), (1, -1)] if x else [(1,), ()]
+
+
+def _reshape_backward(ctx, gy):
+    return ctx.ops.reshape(gy, ctx.inputs[0].shape)
+
+
+# --- transpose ---
+def _transpose_rule(x, axes):
+    if axes is None:
+        return tuple(reversed(x))
+    if len(axes) != len(x):
+        raise ShapeError(f"transpose: axes {axes} do not match an array of rank {len(x)} {x}")
+    perm = normalize_axes("transpose", axes, len(x))  # range and duplicates
+    if len(perm) != len(x):
+        raise ShapeError(f"transpose: axes {axes} are not a permutation")
+    return tuple(x[a % len(x)] for a in axes)
+
+
+def _transpose_examples(shapes):
+    (x,) = shapes
+    n = len(x)
+    return [tuple(range(n)), tuple(range(-1, -n - 1, -1))] if n > 1 else []
+
+
+def _transpose_backward(ctx, gy):
+    axes = ctx.attrs["axes"]
+    if axes is None:
+        return ctx.ops.transpose(gy)
+    inverse = tuple(np.argsort([a % len(axes) for a in axes]).tolist())
+    return ctx.ops.transpose(gy, inverse)
+
+
+# --- sum ---
+def _sum_backward(ctx, gy):
+    (x,) = ctx.inputs
+    kept = reduce_shape("sum", x.shape, ctx.attrs["axis"], keepdims=True)
+    return ctx.ops.broadcast_to(ctx.ops.reshape(gy, kept), x.shape)
+
+
+def _sum_forward(x, axis, keepdims):
+    return np.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+
+
+# --- broadcast_to / sum_to ---
+def _broadcast_to_rule(x, shape):
+    if broadcast("broadcast_to", x, shape) != tuple(shape):
+        raise ShapeError(f"broadcast_to: shape {x} cannot be broadcast to {tuple(shape)}")
+    return tuple(shape)
+
+
+def _broadcast_to_forward(x, shape):
+    _broadcast_to_rule(x.shape, shape)
+    return np.broadcast_to(x, shape)
+
+
+def _sum_to_forward(x, shape):
+    check_sum_to("sum_to", x.shape, shape)
+    lead = x.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1)
+    y = np.sum(x, axis=axes, keepdims=True, dtype=x.dtype)
+    return y.reshape(shape) if lead else y
+
+
+def _broadcast_to_examples(shapes):
+    (x,) = shapes
+    return [(2, *x), (3, 1, *x)]
+
+
+def _sum_to_examples(shapes):
+    (x,) = shapes
+    return [x[1:], tuple(1 for _ in x), tuple(1 if i % 2 else d for i, d in enumerate(x))]
+
+
+# --- astype ---
+def _astype_backward(ctx, gy):
+    return ctx.ops.astype(gy, ctx.inputs[0].dtype)
+
+
+# --- matmul ---
+def _matmul_rule(a, b):
+    if not a or not b:
+        raise ShapeError(f"matmul: shapes {a} and {b}: 0-d operands are not allowed")
+    k_b = b[-2] if len(b) > 1 else b[0]
+    if a[-1] != k_b:
+        raise ShapeError(
+            f"matmul: shapes {a} and {b} have mismatched inner dimensions ({a[-1]} vs {k_b})"
+        )
+    rows, cols = a[-2:-1], b[-1:] if len(b) > 1 else ()
+    return broadcast("matmul", a[:-2], b[:-2]) + rows + cols
+
+
+def _matmul_backward(ctx, gy):
+    """Promote 1-D operands to matrices, apply the matrix rule, then undo broadcasting and
+    promotion (numpy semantics in every case, not only 2-D)."""
+    ops = ctx.ops
+    a, b = ctx.inputs
+    a2 = a if a.ndim > 1 else ops.reshape(a, (1, a.shape[0]))
+    b2 = b if b.ndim > 1 else ops.reshape(b, (b.shape[0], 1))
+    g = gy
+    if a.ndim == 1:
+        g = ops.reshape(g, (*g.shape[:-1], 1, g.shape[-1]) if b.ndim > 1 else (*g.shape, 1))
+    if b.ndim == 1:
+        g = ops.reshape(g, (*g.shape, 1))
+    ga = _fit(ops, ops.matmul(g, _swap_last(ops, b2)), a2.shape, a.shape)
+    gb = _fit(ops, ops.matmul(_swap_last(ops, a2), g), b2.shape, b.shape)
+    return ga, gb
+
+
+def _fit(ops, g, promoted, shape):
+    """Sum a gradient over broadcast batch axes, then drop the promoted axis of a 1-D operand."""
+    if g.shape != promoted:
+        g = ops.sum_to(g, promoted)
+    return g if promoted == shape else ops.reshape(g, shape)
+
+
+def _swap_last(ops, v):
+    axes = list(range(v.ndim))
+    axes[-2], axes[-1] = axes[-1], axes[-2]
+    return ops.transpose(v, tuple(axes))
+
+
+SPECS = [
+    OpSpec(
+        "reshape", np.reshape, _reshape_rule, _reshape_backward, kind="shape", dtypes=INTS,
+        attrs=(Attr("shape", check=attrs.shape, examples=_reshape_examples),),
+        doc="Same data, new shape (one -1 allowed).",
+    ),
+    OpSpec(
+        "transpose", np.transpose, _transpose_rule, _transpose_backward, kind="shape",
+        dtypes=INTS, attrs=(Attr("axes", None, attrs.axes, _transpose_examples),),
+        doc="Permute axes (reverse them when axes is None).",
+    ),
+    OpSpec(
+        "sum", _sum_forward, lambda x, axis, keepdims: reduce_shape("sum", x, axis, keepdims),
+        _sum_backward, kind="reduction", dtypes=INTS,
+        attrs=(Attr("axis", None, attrs.axis), Attr("keepdims", False, attrs.flag)),
+        doc="Sum over axis (None: all; int, negative or tuple).",
+    ),
+    OpSpec(
+        "broadcast_to", _broadcast_to_forward, _broadcast_to_rule,
+        lambda ctx, gy: ctx.ops.sum_to(gy, ctx.inputs[0].shape), kind="shape", dtypes=INTS,
+        attrs=(Attr("shape", check=attrs.shape, examples=_broadcast_to_examples),),
+        doc="Broadcast to shape; its backward is sum_to.",
+    ),
+    OpSpec(
+        "sum_to", _sum_to_forward, lambda x, shape: check_sum_to("sum_to", x, shape),
+        lambda ctx, gy: ctx.ops.broadcast_to(gy, ctx.inputs[0].shape), kind="shape", dtypes=INTS,
+        attrs=(Attr("shape", check=attrs.shape, examples=_sum_to_examples),),
+        doc="Sum over broadcast axes down to shape; its backward is broadcast_to.",
+    ),
+    OpSpec(
+        "astype", lambda x, dtype: x.astype(dtype, copy=False), lambda x, dtype: x,
+        _astype_backward, kind="shape",
+        attrs=(Attr("dtype", check=attrs.dtype, examples=lambda s: ["float64", "float32"]),),
+        dtype_rule=lambda x, dtype: dtype,
+        doc="Cast to dtype; the gradient is cast back to the input's dtype.",
+    ),
+    OpSpec(
+        "matmul", np.matmul, _matmul_rule, _matmul_backward, inputs=("a", "b"), kind="custom",
+        doc="numpy matmul: 1-D operands promoted, leading dimensions broadcast.",
+    ),
+]
