@@ -39,10 +39,32 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
-    "REQUIRED", "Attr", "ConfigError", "Domain", "ErrorInput", "GradientError", "Node",
-    "OpArgumentError", "OpDeclarationError", "OpSpec", "OpgraphError", "PluginError", "Sample",
-    "ShapeError", "Tolerance", "Variable", "enable_grad", "hookimpl", "is_grad_enabled",
-    "is_training", "no_grad", "ops", "random_generator", "seed", "test_mode", "unbroadcast",
+    "REQUIRED",
+    "Attr",
+    "ConfigError",
+    "Domain",
+    "ErrorInput",
+    "GradientError",
+    "Node",
+    "OpArgumentError",
+    "OpDeclarationError",
+    "OpSpec",
+    "OpgraphError",
+    "PluginError",
+    "Sample",
+    "ShapeError",
+    "Tolerance",
+    "Variable",
+    "enable_grad",
+    "hookimpl",
+    "is_grad_enabled",
+    "is_training",
+    "no_grad",
+    "ops",
+    "random_generator",
+    "seed",
+    "test_mode",
+    "unbroadcast",
 ]
 
 

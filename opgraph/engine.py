@@ -107,7 +107,7 @@ def _to_array(data: Any) -> np.ndarray:
 class Variable:
     """A numpy array that remembers the op call (`creator`) that produced it."""
 
-    __slots__ = ("data", "grad", "name", "creator", "__weakref__")
+    __slots__ = ("__weakref__", "creator", "data", "grad", "name")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np.array(...) + v
 
     def __init__(self, data: Any, name: str | None = None) -> None:
@@ -204,7 +204,7 @@ class Variable:
         return _ops.transpose(self, axes)
 
     @property
-    def T(self) -> Variable:
+    def T(self) -> Variable:  # noqa: N802 - numpy's and DeZero's name for the transpose
         return _ops.transpose(self)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
@@ -217,7 +217,7 @@ class Variable:
 class Node:
     """One recorded op call: the backward context (``ctx``) its op's backward receives."""
 
-    __slots__ = ("op", "inputs", "attrs", "_outputs", "_output_meta", "state", "needs_input_grad")
+    __slots__ = ("_output_meta", "_outputs", "attrs", "inputs", "needs_input_grad", "op", "state")
 
     def __init__(
         self,
@@ -225,6 +225,7 @@ class Node:
         inputs: tuple[Variable, ...],
         attrs: dict[str, Any],
         outputs: tuple[Variable, ...],
+        *,
         state: Any,
         needs_input_grad: tuple[bool, ...],
     ) -> None:

@@ -40,8 +40,11 @@ def as_inputs(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
     ``float32_var * 2.0`` stays float32.
     """
     ref = next(
-        (v.data if isinstance(v, Variable) else v for v in values
-         if isinstance(v, (Variable, np.ndarray))),
+        (
+            v.data if isinstance(v, Variable) else v
+            for v in values
+            if isinstance(v, (Variable, np.ndarray))
+        ),
         None,
     )
     out, given = [], []
@@ -50,9 +53,9 @@ def as_inputs(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
             out.append(v)
             given.append(True)
             continue
-        if ref is not None and isinstance(v, (int, float, bool)) and not isinstance(v, np.generic):
-            v = np.asarray(v, dtype=np.result_type(ref.dtype, v))
-        out.append(Variable._wrap(_to_array(v)))
+        weak = ref is not None and isinstance(v, (int, float)) and not isinstance(v, np.generic)
+        arr = np.asarray(v, dtype=np.result_type(ref.dtype, v)) if weak else _to_array(v)
+        out.append(Variable._wrap(arr))
         given.append(False)
     return tuple(out), tuple(given)
 
@@ -61,8 +64,19 @@ class Op:
     """A callable op: ``op(*inputs, *attrs, **attrs) -> Variable | tuple[Variable, ...]``."""
 
     __slots__ = (
-        "name", "spec", "provenance", "deps", "forward", "backward", "_params",
-        "_n_inputs", "_optional", "_defaults", "_checks", "_fast_arity", "__dict__",
+        "__dict__",
+        "_checks",
+        "_defaults",
+        "_fast_arity",
+        "_n_inputs",
+        "_optional",
+        "_params",
+        "backward",
+        "deps",
+        "forward",
+        "name",
+        "provenance",
+        "spec",
     )
 
     def __init__(self, spec: OpSpec, provenance: Provenance) -> None:
@@ -160,11 +174,13 @@ class Op:
         if spec.saves_state:
             result, state = result
         if spec.n_outputs == 1:
-            outputs = (Variable._wrap(result if type(result) is np.ndarray else np.asarray(result)),)
+            outputs = (
+                Variable._wrap(result if type(result) is np.ndarray else np.asarray(result)),
+            )
         else:
             outputs = tuple(Variable._wrap(np.asarray(r)) for r in result)
         if engine._State.grad_enabled:
-            Node(self, xs, attrs, outputs, state, given)
+            Node(self, xs, attrs, outputs, state=state, needs_input_grad=given)
         return outputs[0] if spec.n_outputs == 1 else outputs
 
     def _explain_failure(self, arrays: list, attrs: dict, exc: Exception) -> None:
@@ -174,7 +190,7 @@ class Op:
             self.spec.shape_rule(*shapes, **attrs)
         except ShapeError as shape_error:
             raise shape_error from exc
-        except Exception:  # noqa: BLE001 - the forward's own error is the one to show
+        except Exception:
             pass
         add_note = getattr(exc, "add_note", None)  # Python >= 3.11
         if add_note is not None:

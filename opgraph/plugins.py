@@ -64,7 +64,7 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
     prov = provenance_of(ep)
     try:
         module = ep.load()
-    except Exception as exc:  # noqa: BLE001 - isolation: a broken plugin must not stop others
+    except Exception as exc:
         return PluginRecord(prov, "failed", reason=f"import failed: {_short_reason(exc)}")
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -73,7 +73,7 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
         specs: list[OpSpec] = []
         for impl in pm.hook.opgraph_ops.get_hookimpls():
             specs.extend(impl.function() or ())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return PluginRecord(prov, "failed", reason=f"hook opgraph_ops raised: {_short_reason(exc)}")
     return PluginRecord(prov, "active", specs=specs)
 

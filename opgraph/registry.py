@@ -9,14 +9,25 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from opgraph import engine
-from opgraph.contract import KINDS, NAME_RE, OpSpec
+from opgraph.contract import KINDS, NAME_RE, Attr, OpSpec
 from opgraph.errors import OpDeclarationError, PluginError
 from opgraph.op import Op, Provenance
 from opgraph.plugins import PluginRecord, discover, load_plugin, warn_failed
 
 ESSENTIAL = (
-    "add", "sub", "mul", "div", "neg", "pow", "matmul",
-    "reshape", "transpose", "sum", "broadcast_to", "sum_to", "astype",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "pow",
+    "matmul",
+    "reshape",
+    "transpose",
+    "sum",
+    "broadcast_to",
+    "sum_to",
+    "astype",
 )
 """Ops the engine itself dispatches to (Variable operators and methods, `unbroadcast`)."""
 
@@ -59,41 +70,50 @@ class OpSet:
         return f"<{self._label}: {len(self)} ops>"
 
 
+def _function_problems(spec: OpSpec) -> Iterator[str]:
+    for fn in ("forward", "shape_rule"):
+        if not callable(getattr(spec, fn)):
+            yield f"{fn} must be callable, got {getattr(spec, fn)!r}"
+    if spec.backward is None:
+        if set(spec.input_names) - set(spec.nondiff):
+            yield "backward is None but some inputs are differentiable (list them in nondiff)"
+    elif not callable(spec.backward):
+        yield f"backward must be callable or None, got {spec.backward!r}"
+
+
+def _signature_problems(spec: OpSpec) -> Iterator[str]:
+    if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
+        yield f"name {spec.name!r} is not a lowercase identifier"
+    if not isinstance(spec.inputs, tuple) or not all(isinstance(n, str) for n in spec.inputs):
+        yield f"inputs must be a tuple of names, got {spec.inputs!r}"
+        return
+    names = spec.input_names
+    if not names or any(not NAME_RE.match(n) for n in names):
+        yield f"inputs {spec.inputs!r} must be non-empty identifiers"
+    if any(n.startswith("*") for n in spec.inputs) and not spec.variadic:
+        yield "a variadic input (*xs) must be the only input"
+    if unknown := set(spec.nondiff) - set(names):
+        yield f"nondiff names unknown inputs {sorted(unknown)}"
+    if not all(isinstance(a, Attr) for a in spec.attrs):
+        yield f"attrs must be Attr objects, got {spec.attrs!r}"
+        return
+    attr_names = [a.name for a in spec.attrs]
+    if len(set(attr_names + list(names))) != len(attr_names) + len(names):
+        yield "input and attribute names must be distinct"
+    if spec.kind not in KINDS:
+        yield f"kind {spec.kind!r} is not one of {', '.join(KINDS)}"
+    if not isinstance(spec.n_outputs, int) or spec.n_outputs < 1:
+        yield f"n_outputs must be a positive int, got {spec.n_outputs!r}"
+
+
 def validate_spec(spec: Any, prov: Provenance) -> OpSpec:
     """Return ``spec`` if it honours the contract, else raise one error listing every problem."""
     if not isinstance(spec, OpSpec):
         raise OpDeclarationError(
             f"{prov} returned a {type(spec).__name__} from opgraph_ops; return OpSpec objects"
         )
-    problems = []
-    if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
-        problems.append(f"name {spec.name!r} is not a lowercase identifier")
-    for fn in ("forward", "shape_rule"):
-        if not callable(getattr(spec, fn)):
-            problems.append(f"{fn} must be callable, got {getattr(spec, fn)!r}")
-    names = spec.input_names
-    if spec.backward is None:
-        if set(names) - set(spec.nondiff):
-            problems.append("backward is None but some inputs are differentiable (list them in nondiff)")
-    elif not callable(spec.backward):
-        problems.append(f"backward must be callable or None, got {spec.backward!r}")
-    if not names or any(not NAME_RE.match(n) for n in names):
-        problems.append(f"inputs {spec.inputs!r} must be non-empty identifiers")
-    if any(n.startswith("*") for n in spec.inputs) and not spec.variadic:
-        problems.append("a variadic input (*xs) must be the only input")
-    if unknown := set(spec.nondiff) - set(names):
-        problems.append(f"nondiff names unknown inputs {sorted(unknown)}")
-    if spec.kind not in KINDS:
-        problems.append(f"kind {spec.kind!r} is not one of {', '.join(KINDS)}")
-    attr_names = [a.name for a in spec.attrs]
-    if len(set(attr_names + list(names))) != len(attr_names) + len(names):
-        problems.append("input and attribute names must be distinct")
-    if not isinstance(spec.n_outputs, int) or spec.n_outputs < 1:
-        problems.append(f"n_outputs must be a positive int, got {spec.n_outputs!r}")
-    if problems:
-        raise OpDeclarationError(
-            f"op {getattr(spec, 'name', '?')!r} from {prov} is invalid: " + "; ".join(problems)
-        )
+    if problems := [*_signature_problems(spec), *_function_problems(spec)]:
+        raise OpDeclarationError(f"op {spec.name!r} from {prov} is invalid: " + "; ".join(problems))
     return spec
 
 
@@ -119,7 +139,9 @@ def _conflict_message(conflicts: dict[str, list[Op]]) -> str:
     for name, ops in sorted(conflicts.items()):
         who = "; ".join(str(op.provenance) for op in ops)
         lines.append(f"  {name}: provided by {who}")
-        lines.append(f"    resolve with the config line `prefer: {{{name}: {ops[0].provenance.plugin}}}`")
+        lines.append(
+            f"    resolve with the config line `prefer: {{{name}: {ops[0].provenance.plugin}}}`"
+        )
     return "\n".join(lines)
 
 
@@ -141,7 +163,8 @@ def build_opset(
             match = [op for op in ops if op.provenance.plugin == prefer[name]]
             if not match:
                 raise PluginError(
-                    f"config prefers plugin {prefer[name]!r} for op {name!r}, but it is provided by "
+                    f"config prefers plugin {prefer[name]!r} for op {name!r}, "
+                    "but it is provided only by "
                     + ", ".join(repr(op.provenance.plugin) for op in ops)
                 )
             chosen[name] = match[0]

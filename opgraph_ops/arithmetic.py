@@ -13,8 +13,13 @@ from opgraph.shapes import broadcast
 
 def _broadcasting(name, forward, backward, **kw) -> OpSpec:
     return OpSpec(
-        name, forward, lambda a, b: broadcast(name, a, b), backward,
-        inputs=("x0", "x1"), kind="broadcast", **kw,
+        name,
+        forward,
+        lambda a, b: broadcast(name, a, b),
+        backward,
+        inputs=("x0", "x1"),
+        kind="broadcast",
+        **kw,
     )
 
 
@@ -57,12 +62,20 @@ SPECS = [
     _broadcasting("sub", np.subtract, _sub_backward, doc="x0 - x1 with broadcasting."),
     _broadcasting("mul", np.multiply, _mul_backward, doc="x0 * x1 with broadcasting."),
     _broadcasting(
-        "div", np.true_divide, _div_backward,
-        domain=(Domain(), Domain(0.5, 2.0)), doc="x0 / x1 with broadcasting.",
+        "div",
+        np.true_divide,
+        _div_backward,
+        domain=(Domain(), Domain(0.5, 2.0)),
+        doc="x0 / x1 with broadcasting.",
     ),
     OpSpec(
-        "pow", np.power, lambda x, c: broadcast("pow", x, c), _pow_backward,
-        inputs=("x", "c"), kind="broadcast", requires=("log",),
+        "pow",
+        np.power,
+        lambda x, c: broadcast("pow", x, c),
+        _pow_backward,
+        inputs=("x", "c"),
+        kind="broadcast",
+        requires=("log",),
         domain=(Domain(0.5, 2.0), Domain(-2.0, 3.0)),
         doc="x ** c with broadcasting; c may be a number or a Variable.",
     ),

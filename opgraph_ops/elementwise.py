@@ -42,7 +42,11 @@ SPECS = [
     OpSpec("tanh", np.tanh, same_shape, _tanh_backward, doc="Elementwise hyperbolic tangent."),
     OpSpec("exp", np.exp, same_shape, _exp_backward, doc="Elementwise e**x."),
     OpSpec(
-        "log", np.log, same_shape, _log_backward,
-        domain=Domain(0.2, 3.0), doc="Natural logarithm (inputs must be positive).",
+        "log",
+        np.log,
+        same_shape,
+        _log_backward,
+        domain=Domain(0.2, 3.0),
+        doc="Natural logarithm (inputs must be positive).",
     ),
 ]

@@ -19,11 +19,15 @@ def _reshape_rule(x, shape):
     size = math.prod(x)
     unknown = len(shape) - len(known)
     if unknown > 1 or any(d < -1 for d in shape):
-        raise ShapeError(f"reshape: invalid target shape {shape} (at most one -1, no other negatives)")
+        raise ShapeError(
+            f"reshape: invalid target shape {shape} (at most one -1, no other negatives)"
+        )
     if unknown == 1:
         rest = math.prod(known)
         if rest == 0 or size % rest:
-            raise ShapeError(f"reshape: cannot reshape array of shape {x} (size {size}) into {shape}")
+            raise ShapeError(
+                f"reshape: cannot reshape array of shape {x} (size {size}) into {shape}"
+            )
         return tuple(size // rest if d == -1 else d for d in shape)
     if math.prod(shape) != size:
         raise ShapeError(f"reshape: cannot reshape array of shape {x} (size {size}) into {shape}")
@@ -156,42 +160,72 @@ def _swap_last(ops, v):
 
 SPECS = [
     OpSpec(
-        "reshape", np.reshape, _reshape_rule, _reshape_backward, kind="shape", dtypes=INTS,
+        "reshape",
+        np.reshape,
+        _reshape_rule,
+        _reshape_backward,
+        kind="shape",
+        dtypes=INTS,
         attrs=(Attr("shape", check=attrs.shape, examples=_reshape_examples),),
         doc="Same data, new shape (one -1 allowed).",
     ),
     OpSpec(
-        "transpose", np.transpose, _transpose_rule, _transpose_backward, kind="shape",
-        dtypes=INTS, attrs=(Attr("axes", None, attrs.axes, _transpose_examples),),
+        "transpose",
+        np.transpose,
+        _transpose_rule,
+        _transpose_backward,
+        kind="shape",
+        dtypes=INTS,
+        attrs=(Attr("axes", None, attrs.axes, _transpose_examples),),
         doc="Permute axes (reverse them when axes is None).",
     ),
     OpSpec(
-        "sum", _sum_forward, lambda x, axis, keepdims: reduce_shape("sum", x, axis, keepdims),
-        _sum_backward, kind="reduction", dtypes=INTS,
+        "sum",
+        _sum_forward,
+        lambda x, axis, keepdims: reduce_shape("sum", x, axis, keepdims),
+        _sum_backward,
+        kind="reduction",
+        dtypes=INTS,
         attrs=(Attr("axis", None, attrs.axis), Attr("keepdims", False, attrs.flag)),
         doc="Sum over axis (None: all; int, negative or tuple).",
     ),
     OpSpec(
-        "broadcast_to", _broadcast_to_forward, _broadcast_to_rule,
-        lambda ctx, gy: ctx.ops.sum_to(gy, ctx.inputs[0].shape), kind="shape", dtypes=INTS,
+        "broadcast_to",
+        _broadcast_to_forward,
+        _broadcast_to_rule,
+        lambda ctx, gy: ctx.ops.sum_to(gy, ctx.inputs[0].shape),
+        kind="shape",
+        dtypes=INTS,
         attrs=(Attr("shape", check=attrs.shape, examples=_broadcast_to_examples),),
         doc="Broadcast to shape; its backward is sum_to.",
     ),
     OpSpec(
-        "sum_to", _sum_to_forward, lambda x, shape: check_sum_to("sum_to", x, shape),
-        lambda ctx, gy: ctx.ops.broadcast_to(gy, ctx.inputs[0].shape), kind="shape", dtypes=INTS,
+        "sum_to",
+        _sum_to_forward,
+        lambda x, shape: check_sum_to("sum_to", x, shape),
+        lambda ctx, gy: ctx.ops.broadcast_to(gy, ctx.inputs[0].shape),
+        kind="shape",
+        dtypes=INTS,
         attrs=(Attr("shape", check=attrs.shape, examples=_sum_to_examples),),
         doc="Sum over broadcast axes down to shape; its backward is broadcast_to.",
     ),
     OpSpec(
-        "astype", lambda x, dtype: x.astype(dtype, copy=False), lambda x, dtype: x,
-        _astype_backward, kind="shape",
+        "astype",
+        lambda x, dtype: x.astype(dtype, copy=False),
+        lambda x, dtype: x,
+        _astype_backward,
+        kind="shape",
         attrs=(Attr("dtype", check=attrs.dtype, examples=lambda s: ["float64", "float32"]),),
         dtype_rule=lambda x, dtype: dtype,
         doc="Cast to dtype; the gradient is cast back to the input's dtype.",
     ),
     OpSpec(
-        "matmul", np.matmul, _matmul_rule, _matmul_backward, inputs=("a", "b"), kind="custom",
+        "matmul",
+        np.matmul,
+        _matmul_rule,
+        _matmul_backward,
+        inputs=("a", "b"),
+        kind="custom",
         doc="numpy matmul: 1-D operands promoted, leading dimensions broadcast.",
     ),
 ]
