@@ -1,0 +1,73 @@
+"""Shared fixtures: fake installed distributions, and a clean plugin registry per test."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from opgraph import engine, plugins, registry
+
+
+class FakeSite:
+    """A directory on ``sys.path`` holding fake installed distributions (dist-info with
+    ``entry_points.txt``), so plugins go through the real entry-point discovery."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def add_plugin(
+        self,
+        dist: str,
+        source: str,
+        *,
+        module: str | None = None,
+        entry_point: str | None = None,
+        version: str = "1.0",
+    ) -> str:
+        """Install module ``module`` with ``source`` and an ``opgraph`` entry point to it."""
+        module = module or dist.replace("-", "_")
+        entry_point = entry_point or module
+        (self.root / f"{module}.py").write_text(textwrap.dedent(source))
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+        )
+        (info / "entry_points.txt").write_text(f"[opgraph]\n{entry_point} = {module}\n")
+        return entry_point
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment for a subprocess that should see these distributions."""
+        import os
+
+        return {**os.environ, "PYTHONPATH": str(self.root)}
+
+
+def reset_registry() -> None:
+    """Forget discovered plugins and built op sets, so the next use rediscovers."""
+    importlib.invalidate_caches()
+    plugins.discover.cache_clear()
+    registry._default = None
+    registry._records = None
+    engine._set_default_ops(engine._DefaultOps())
+    sys.modules["opgraph"].__dict__.pop("ops", None)
+
+
+@pytest.fixture
+def fake_site(tmp_path, monkeypatch):
+    """A `FakeSite` on sys.path; the registry is rebuilt from it and restored afterwards."""
+    root = tmp_path / "site"
+    root.mkdir()
+    monkeypatch.syspath_prepend(str(root))
+    before = set(sys.modules)
+    reset_registry()
+    yield FakeSite(root)
+    for name in set(sys.modules) - before:  # plugin modules of this test only
+        if getattr(sys.modules[name], "__file__", "") and str(root) in sys.modules[name].__file__:
+            del sys.modules[name]
+    reset_registry()
