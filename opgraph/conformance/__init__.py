@@ -1,0 +1,1 @@
+"""The conformance harness: every registered op checked from its declaration alone."""
