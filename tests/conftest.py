@@ -7,6 +7,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from opgraph import engine, plugins, registry
@@ -71,3 +72,24 @@ def fake_site(tmp_path, monkeypatch):
         if getattr(sys.modules[name], "__file__", "") and str(root) in sys.modules[name].__file__:
             del sys.modules[name]
     reset_registry()
+
+
+def numerical_grad(f, *arrays: np.ndarray, eps: float = 1e-6) -> list[np.ndarray]:
+    """Central-difference gradient of ``sum(f(*arrays))`` with respect to each array."""
+    grads = []
+    for k, a in enumerate(arrays):
+        g = np.zeros_like(a, dtype=np.float64)
+        for i in np.ndindex(a.shape):
+            hi = [x.copy() for x in arrays]
+            lo = [x.copy() for x in arrays]
+            hi[k][i] += eps
+            lo[k][i] -= eps
+            g[i] = (np.sum(f(*hi)) - np.sum(f(*lo))) / (2 * eps)
+        grads.append(g)
+    return grads
+
+
+@pytest.fixture
+def numgrad():
+    """`numerical_grad`: finite differences for value-level gradient tests (float64)."""
+    return numerical_grad

@@ -1,0 +1,262 @@
+"""Engine behaviour: Variable, backward, higher order, no_grad, graph lifetime, dtype policy."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+
+import numpy as np
+import pytest
+
+import opgraph
+from opgraph import Variable, no_grad
+
+ops = opgraph.ops
+
+
+# --- Variable ---
+@pytest.mark.parametrize(
+    ("data", "shape", "dtype"),
+    [
+        (np.array([1.0, 2.0]), (2,), np.float64),
+        (3, (), np.int64),
+        (2.5, (), np.float64),
+        (np.float32(1.5), (), np.float32),
+        (True, (), np.bool_),
+    ],
+)
+def test_variable_wraps_arrays_and_numbers(data, shape, dtype):
+    v = Variable(data, name="v")
+    assert isinstance(v.data, np.ndarray)
+    assert (v.shape, v.dtype, v.name) == (shape, dtype, "v")
+    assert v.grad is None and v.creator is None
+
+
+@pytest.mark.parametrize("bad", ["abc", None, object(), [1, 2], np.array(["a"])])
+def test_variable_rejects_non_numeric_data_naming_the_type(bad):
+    with pytest.raises(TypeError, match="Variable data must be"):
+        Variable(bad)
+
+
+def test_variable_properties_and_repr():
+    v = Variable(np.array([[1, 2], [3, 4]]))
+    assert (v.ndim, v.size, len(v)) == (2, 4, 2)
+    assert repr(v) == "variable([[1 2]\n          [3 4]])"
+    assert str(Variable(np.array(1.5))) == "variable(1.5)"
+
+
+# --- backward ---
+def test_backward_diamond_visits_each_node_once():
+    x = Variable(np.array(3.0))
+    a = x * x
+    y = a + a  # both paths through `a`
+    y.backward()
+    assert x.grad.data == pytest.approx(12.0)
+
+
+def test_backward_accumulates_until_cleargrad():
+    x = Variable(np.array(2.0))
+    (x * 3.0).backward()
+    (x * 3.0).backward()
+    assert x.grad.data == 6.0
+    x.cleargrad()
+    (x * 3.0).backward()
+    assert x.grad.data == 3.0
+
+
+def test_retain_grad_false_frees_intermediate_gradients():
+    x = Variable(np.array(2.0))
+    a = ops.exp(x)
+    y = a * 2.0
+    y.backward()
+    assert a.grad is None and y.grad is None and x.grad is not None
+    x.cleargrad()
+    y = (a := ops.exp(x)) * 2.0
+    y.backward(retain_grad=True)
+    assert a.grad.data == pytest.approx(2.0) and y.grad.data == 1.0
+
+
+def test_retained_gradient_of_earlier_pass_does_not_leak_into_the_next():
+    x = Variable(np.array(2.0))
+    a = x * 1.0
+    y = a * 3.0
+    y.backward(retain_grad=True)
+    x.cleargrad()
+    y.backward()  # a.grad is still 3 from the first pass; it must not be propagated again
+    assert x.grad.data == 3.0
+
+
+def test_backward_of_a_leaf_seeds_ones():
+    x = Variable(np.ones((2, 2), dtype=np.float32))
+    x.backward()
+    np.testing.assert_array_equal(x.grad.data, np.ones((2, 2)))
+    assert x.grad.dtype == np.float32
+
+
+def test_long_chain_needs_no_recursion():
+    x = Variable(np.array(1.0))
+    y = x
+    for _ in range(20_000):
+        y = y + 1.0
+    y.backward()
+    assert x.grad.data == 1.0
+
+
+def test_fourth_derivative_of_sin():
+    x = Variable(np.array(1.0))
+    ops.sin(x).backward(create_graph=True)
+    expected = [-np.sin(1.0), -np.cos(1.0), np.sin(1.0)]
+    for want in expected:
+        gx = x.grad
+        x.cleargrad()
+        gx.backward(create_graph=True)
+        assert x.grad.data == pytest.approx(want)
+
+
+def test_newton_method_on_quartic_uses_second_derivative():
+    x = Variable(np.array(2.0))
+    for _ in range(10):
+        y = x**4 - 2 * x**2
+        x.cleargrad()
+        y.backward(create_graph=True)
+        gx = x.grad
+        x.cleargrad()
+        gx.backward()
+        x.data = x.data - gx.data / x.grad.data
+    assert x.data == pytest.approx(1.0)
+
+
+def test_create_graph_false_records_no_graph_for_gradients():
+    x = Variable(np.array(1.0))
+    ops.sin(x).backward()
+    assert x.grad.creator is None
+
+
+# --- no_grad and graph lifetime ---
+def test_no_grad_records_nothing_and_restores():
+    x = Variable(np.array(1.0))
+    with no_grad():
+        assert not opgraph.is_grad_enabled()
+        y = x * 2.0
+    assert y.creator is None and opgraph.is_grad_enabled()
+    assert (x * 2.0).creator is not None
+
+
+def test_dropping_the_output_frees_its_graph_without_gc():
+    gc.disable()
+    try:
+        x = Variable(np.ones(3))
+        y = ops.sin(x) * 2.0
+        intermediate = weakref.ref(y.creator.inputs[0])  # sin's output, held only by the graph
+        assert intermediate() is not None
+        del y
+        assert intermediate() is None  # freed by reference counting alone: no cycles
+    finally:
+        gc.enable()
+
+
+# --- operators ---
+@pytest.mark.parametrize(
+    ("expr", "want"),
+    [
+        (lambda v: v + 1.0, 3.0),
+        (lambda v: 1.0 + v, 3.0),
+        (lambda v: v - 1.0, 1.0),
+        (lambda v: 1.0 - v, -1.0),
+        (lambda v: v * 3.0, 6.0),
+        (lambda v: 3.0 * v, 6.0),
+        (lambda v: v / 4.0, 0.5),
+        (lambda v: 4.0 / v, 2.0),
+        (lambda v: v**3, 8.0),
+        (lambda v: 2.0**v, 4.0),
+        (lambda v: -v, -2.0),
+        (lambda v: np.array(1.0) + v, 3.0),
+        (lambda v: np.float64(3.0) * v, 6.0),
+        (lambda v: v + Variable(np.array(1.0)), 3.0),
+    ],
+)
+def test_operators_with_scalars_arrays_and_variables_on_either_side(expr, want):
+    out = expr(Variable(np.array(2.0)))
+    assert isinstance(out, Variable)
+    assert out.data == pytest.approx(want)
+
+
+def test_matmul_operator_both_sides():
+    a = Variable(np.ones((2, 3)))
+    assert (a @ np.ones((3, 4))).shape == (2, 4)
+    assert (np.ones((4, 2)) @ a).shape == (4, 3)
+
+
+def test_pow_gradient_in_both_operands():
+    x = Variable(np.array(2.0))
+    c = Variable(np.array(3.0))
+    (x**c).backward()
+    assert x.grad.data == pytest.approx(12.0)
+    assert c.grad.data == pytest.approx(8.0 * np.log(2.0))
+
+
+def test_constant_exponent_of_negative_base_gives_no_warning():
+    x = Variable(np.array([-2.0, 3.0]))
+    with np.errstate(all="raise"):
+        (x**2).sum().backward()
+    np.testing.assert_allclose(x.grad.data, [-4.0, 6.0])
+
+
+# --- methods ---
+@pytest.mark.parametrize("args", [((3, 2),), ([3, 2],), (3, 2)])
+def test_reshape_accepts_tuple_list_or_sizes(args):
+    assert Variable(np.ones((2, 3))).reshape(*args).shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("args", "shape"),
+    [((), (4, 3, 2)), (((1, 0, 2),), (3, 2, 4)), (([2, 0, 1],), (4, 2, 3)), ((-1, 0, 1), (4, 2, 3))],
+)
+def test_transpose_forms(args, shape):
+    x = Variable(np.ones((2, 3, 4)))
+    y = x.transpose(*args)
+    assert y.shape == shape
+    y.sum().backward()
+    assert x.grad.shape == (2, 3, 4)
+
+
+def test_T_property():
+    assert Variable(np.ones((2, 5))).T.shape == (5, 2)
+
+
+@pytest.mark.parametrize(
+    ("axis", "keepdims", "shape"),
+    [(None, False, ()), (0, False, (3, 4)), (-1, True, (2, 3, 1)), ((0, -1), False, (3,))],
+)
+def test_sum_method_axes(axis, keepdims, shape):
+    x = Variable(np.arange(24.0).reshape(2, 3, 4))
+    y = x.sum(axis=axis, keepdims=keepdims)
+    assert y.shape == shape
+    np.testing.assert_allclose(y.data, np.sum(x.data, axis=axis, keepdims=keepdims))
+    y.backward()
+    np.testing.assert_array_equal(x.grad.data, np.ones((2, 3, 4)))
+
+
+# --- dtype policy ---
+def test_float32_stays_float32_with_python_scalars():
+    x = Variable(np.ones(3, dtype=np.float32))
+    y = ((x * 2.0 + 1) / 3.0 - 0.5) ** 2
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert x.grad.dtype == np.float32
+
+
+def test_integer_inputs_get_integer_gradients():
+    x = Variable(np.array([1, 2, 3]))
+    (x + 2).sum().backward()
+    assert x.grad.dtype == x.dtype
+    np.testing.assert_array_equal(x.grad.data, [1, 1, 1])
+
+
+def test_mixed_dtypes_give_each_gradient_its_input_dtype():
+    a = Variable(np.ones(3, dtype=np.float32))
+    b = Variable(np.ones(3, dtype=np.float64))
+    y = a * b
+    assert y.dtype == np.float64
+    y.sum().backward()
+    assert (a.grad.dtype, b.grad.dtype) == (np.float32, np.float64)
