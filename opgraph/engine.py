@@ -107,7 +107,7 @@ def _to_array(data: Any) -> np.ndarray:
 class Variable:
     """A numpy array that remembers the op call (`creator`) that produced it."""
 
-    __slots__ = ("__weakref__", "creator", "data", "grad", "name")
+    __slots__ = ("__weakref__", "creator", "data", "grad", "name", "requires_grad")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np.array(...) + v
 
     def __init__(self, data: Any, name: str | None = None) -> None:
@@ -115,13 +115,17 @@ class Variable:
         self.grad: Variable | None = None
         self.name = name
         self.creator: Node | None = None
+        # False only for constants the engine wrapped (numbers, arrays passed to ops) and for
+        # results computed from constants alone: no graph is recorded for them
+        self.requires_grad = True
 
     @classmethod
-    def _wrap(cls, data: np.ndarray) -> Variable:
+    def _wrap(cls, data: np.ndarray, requires_grad: bool = False) -> Variable:
         """Fast constructor for arrays the engine already checked."""
         v = cls.__new__(cls)
         v.data = data
         v.grad = v.name = v.creator = None
+        v.requires_grad = requires_grad
         return v
 
     shape = property(lambda self: self.data.shape)
@@ -225,7 +229,6 @@ class Node:
         inputs: tuple[Variable, ...],
         attrs: dict[str, Any],
         outputs: tuple[Variable, ...],
-        *,
         state: Any,
         needs_input_grad: tuple[bool, ...],
     ) -> None:
@@ -235,7 +238,7 @@ class Node:
         self.state = state
         self.needs_input_grad = needs_input_grad
         # weak: an output owns its creator, not the other way round (no reference cycles)
-        self._outputs = tuple(weakref.ref(y) for y in outputs)
+        self._outputs = tuple(map(weakref.ref, outputs))
         # shapes/dtypes to zero-fill the gradient of an output dropped before backward
         self._output_meta = (
             tuple((y.data.shape, y.data.dtype) for y in outputs) if len(outputs) > 1 else None
@@ -262,20 +265,18 @@ def _topological_order(root: Node) -> list[Node]:
     One iterative depth-first pass (no recursion limit, no re-sorting); correct for diamonds.
     """
     order: list[Node] = []
-    seen: set[int] = set()
+    seen = {id(root)}
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
         stack.append((node, True))
         for x in node.inputs:
             creator = x.creator
             if creator is not None and id(creator) not in seen:
+                seen.add(id(creator))
                 stack.append((creator, False))
     order.reverse()
     return order
@@ -285,35 +286,58 @@ def _accumulate(var: Variable, g: Variable) -> None:
     var.grad = g if var.grad is None else var.grad + g
 
 
+def _output_grads(node: Node, pending: dict[int, Variable], retain: bool) -> list | None:
+    """Take the gradients flowing into ``node``'s outputs out of ``pending`` (which frees them
+    unless ``retain``); None when no output received any."""
+    outputs = [r() for r in node._outputs]  # None for an output that was dropped
+    gys = [pending.pop(id(y), None) for y in outputs]
+    if None in gys:
+        if gys.count(None) == len(gys):
+            return None
+        gys = [  # a multi-output node: zero-fill the outputs nobody used
+            Variable._wrap(np.zeros(*meta)) if g is None else g
+            for g, meta in zip(gys, node._output_meta, strict=True)
+        ]
+    if retain:
+        for y, g in zip(outputs, gys, strict=True):
+            if y is not None:
+                _accumulate(y, g)
+    return gys
+
+
 def _checked_grads(node: Node, gxs: Any) -> tuple[Any, ...]:
     """The backward's result as a tuple, after checking count, type, shape and dtype."""
-    op = node.op
-    if not isinstance(gxs, (tuple, list)):
-        gxs = (gxs,)
-    if len(gxs) != len(node.inputs):
+    if type(gxs) is not tuple:
+        gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
+    inputs = node.inputs
+    if len(gxs) != len(inputs):
         raise GradientError(
-            f"backward of `{op.name}` ({op.origin}) returned {len(gxs)} gradient(s) "
-            f"for {len(node.inputs)} input(s); return exactly one per input (None for none)"
+            f"backward of `{node.op.name}` ({node.op.origin}) returned {len(gxs)} gradient(s) "
+            f"for {len(inputs)} input(s); return exactly one per input (None for none)"
         )
-    for k, (x, gx) in enumerate(zip(node.inputs, gxs, strict=True)):
+    for k, x in enumerate(inputs):
+        gx = gxs[k]
         if gx is None:
             continue
         if not isinstance(gx, Variable):
             raise GradientError(
-                f"backward of `{op.name}` ({op.origin}) returned a {type(gx).__name__} for "
-                f"input {k}; return a Variable built with opgraph ops"
+                f"backward of `{node.op.name}` ({node.op.origin}) returned a "
+                f"{type(gx).__name__} for input {k}; return a Variable built with opgraph ops"
             )
-        if gx.data.shape != x.data.shape:
-            raise GradientError(
-                f"backward of `{op.name}` ({op.origin}) did not reduce the gradient of input "
-                f"{k} from {gx.data.shape} to {x.data.shape}"
-            )
-        if gx.data.dtype != x.data.dtype:
-            raise GradientError(
-                f"backward of `{op.name}` ({op.origin}) returned a {gx.data.dtype} gradient "
-                f"for {x.data.dtype} input {k}; cast it (e.g. opgraph.unbroadcast)"
-            )
-    return tuple(gxs)
+        g, a = gx.data, x.data
+        if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
+            raise GradientError(_mismatch_message(node, k, g, a))
+    return gxs
+
+
+def _mismatch_message(node: Node, k: int, g: np.ndarray, a: np.ndarray) -> str:
+    where = f"backward of `{node.op.name}` ({node.op.origin})"
+    if g.shape != a.shape:
+        return f"{where} did not reduce the gradient of input {k} from {g.shape} to {a.shape}"
+    return (
+        f"{where} returned a {g.dtype} gradient for {a.dtype} input {k}; "
+        "cast it (e.g. opgraph.unbroadcast)"
+    )
 
 
 def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False) -> None:
@@ -325,21 +349,11 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
     with enable_grad(create_graph):
         for node in _topological_order(output.creator):
-            outputs = node.outputs
-            gys = [pending.pop(id(y), None) for y in outputs]
-            if all(g is None for g in gys):
+            gys = _output_grads(node, pending, retain_grad)
+            if gys is None:
                 continue
-            if retain_grad:
-                for y, g in zip(outputs, gys, strict=True):
-                    if g is not None and y is not None:
-                        _accumulate(y, g)
-            if None in gys:  # only multi-output nodes: zero-fill the outputs nobody used
-                gys = [
-                    Variable._wrap(np.zeros(*meta)) if g is None else g
-                    for g, meta in zip(gys, node._output_meta, strict=True)
-                ]
             gxs = _checked_grads(node, node.op.backward(node, *gys))
-            for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):
+            for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad):
                 if gx is None or not need:
                     continue
                 if x.creator is None:

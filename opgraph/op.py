@@ -39,6 +39,13 @@ def as_inputs(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
     Python numbers take the dtype numpy's promotion gives them next to the other inputs, so
     ``float32_var * 2.0`` stays float32.
     """
+    for v in values:
+        if not isinstance(v, Variable):
+            return _with_constants(values)
+    return tuple(values), (True,) * len(values)
+
+
+def _with_constants(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
     ref = next(
         (
             v.data if isinstance(v, Variable) else v
@@ -159,7 +166,7 @@ class Op:
             inputs, attrs = args, self._defaults
         else:
             inputs, attrs = self._bind(args, kwargs)
-        xs, given = as_inputs(inputs)
+        xs = as_inputs(inputs)
         spec = self.spec
         extra = {"rng": engine._State.rng} if spec.stochastic else {}
         arrays = [x.data for x in xs]
@@ -173,14 +180,15 @@ class Op:
         state = None
         if spec.saves_state:
             result, state = result
+        needs = tuple(x.requires_grad for x in xs) if engine._State.grad_enabled else ()
+        record = any(needs)  # no graph under no_grad or for results of constants alone
         if spec.n_outputs == 1:
-            outputs = (
-                Variable._wrap(result if type(result) is np.ndarray else np.asarray(result)),
-            )
+            y = result if type(result) is np.ndarray else np.asarray(result)
+            outputs = (Variable._wrap(y, record),)
         else:
-            outputs = tuple(Variable._wrap(np.asarray(r)) for r in result)
-        if engine._State.grad_enabled:
-            Node(self, xs, attrs, outputs, state=state, needs_input_grad=given)
+            outputs = tuple(Variable._wrap(np.asarray(r), record) for r in result)
+        if record:
+            Node(self, xs, attrs, outputs, state=state, needs_input_grad=needs)
         return outputs[0] if spec.n_outputs == 1 else outputs
 
     def _explain_failure(self, arrays: list, attrs: dict, exc: Exception) -> None:
