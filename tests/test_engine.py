@@ -210,7 +210,12 @@ def test_reshape_accepts_tuple_list_or_sizes(args):
 
 @pytest.mark.parametrize(
     ("args", "shape"),
-    [((), (4, 3, 2)), (((1, 0, 2),), (3, 2, 4)), (([2, 0, 1],), (4, 2, 3)), ((-1, 0, 1), (4, 2, 3))],
+    [
+        ((), (4, 3, 2)),
+        (((1, 0, 2),), (3, 2, 4)),
+        (([2, 0, 1],), (4, 2, 3)),
+        ((-1, 0, 1), (4, 2, 3)),
+    ],
 )
 def test_transpose_forms(args, shape):
     x = Variable(np.ones((2, 3, 4)))
