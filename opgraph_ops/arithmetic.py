@@ -35,13 +35,18 @@ def _sub_backward(ctx, gy):
 
 def _mul_backward(ctx, gy):
     x0, x1 = ctx.inputs
-    return unbroadcast(gy * x1, x0), unbroadcast(gy * x0, x1)
+    need0, need1 = ctx.needs_input_grad  # constants (x * 2.0) get no gradient work
+    return (
+        unbroadcast(gy * x1, x0) if need0 else None,
+        unbroadcast(gy * x0, x1) if need1 else None,
+    )
 
 
 def _div_backward(ctx, gy):
     x0, x1 = ctx.inputs
     gx0 = gy / x1
-    return unbroadcast(gx0, x0), unbroadcast(gx0 * (-x0 / x1), x1)
+    gx1 = unbroadcast(gx0 * (-x0 / x1), x1) if ctx.needs_input_grad[1] else None
+    return unbroadcast(gx0, x0), gx1
 
 
 def _pow_backward(ctx, gy):

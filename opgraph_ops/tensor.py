@@ -140,8 +140,9 @@ def _matmul_backward(ctx, gy):
         g = ops.reshape(g, (*g.shape[:-1], 1, g.shape[-1]) if b.ndim > 1 else (*g.shape, 1))
     if b.ndim == 1:
         g = ops.reshape(g, (*g.shape, 1))
-    ga = _fit(ops, ops.matmul(g, _swap_last(ops, b2)), a2.shape, a.shape)
-    gb = _fit(ops, ops.matmul(_swap_last(ops, a2), g), b2.shape, b.shape)
+    need_a, need_b = ctx.needs_input_grad  # skip the product for a constant operand
+    ga = _fit(ops, ops.matmul(g, _swap_last(ops, b2)), a2.shape, a.shape) if need_a else None
+    gb = _fit(ops, ops.matmul(_swap_last(ops, a2), g), b2.shape, b.shape) if need_b else None
     return ga, gb
 
 
