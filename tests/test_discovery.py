@@ -1,0 +1,117 @@
+"""The plugin path: built-in ops arrive through the entry point, lazily, like any third party's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import entry_points
+
+import numpy as np
+import pytest
+
+import opgraph
+from opgraph import Variable
+
+CORE = [
+    "sin",
+    "cos",
+    "tanh",
+    "exp",
+    "log",
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "pow",
+    "reshape",
+    "transpose",
+    "sum",
+    "broadcast_to",
+    "sum_to",
+    "matmul",
+]
+
+
+def test_builtin_ops_are_declared_as_an_ordinary_entry_point():
+    (ep,) = [ep for ep in entry_points(group="opgraph") if ep.name == "builtin"]
+    assert ep.value == "opgraph_ops"
+    assert ep.dist.name == "opgraph"
+
+
+@pytest.mark.parametrize("name", CORE)
+def test_core_ops_carry_the_provenance_of_the_builtin_plugin(name):
+    op = getattr(opgraph.ops, name)
+    assert op.provenance.plugin == "builtin"
+    assert op.provenance.distribution == "opgraph"
+    assert op.provenance.version == opgraph.__version__
+
+
+def test_import_opgraph_imports_no_plugin_until_ops_are_needed():
+    code = (
+        "import sys, opgraph\n"
+        "assert 'opgraph_ops' not in sys.modules and 'pluggy' not in sys.modules\n"
+        "assert 'yaml' not in sys.modules\n"
+        "opgraph.ops.sin\n"
+        "assert 'opgraph_ops' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_variable_operators_load_the_registry_on_first_use():
+    code = "import numpy as np, opgraph\nprint((opgraph.Variable(np.array(2.0)) * 3.0).data)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "6.0"
+
+
+def test_unknown_op_suggests_close_names():
+    with pytest.raises(AttributeError, match=r"no op 'sine'.*did you mean sin"):
+        opgraph.ops.sine  # noqa: B018
+
+
+def test_third_party_plugin_is_discovered_with_its_provenance(fake_site):
+    fake_site.add_plugin(
+        "opgraph-cube",
+        """
+        import numpy as np
+        from opgraph import OpSpec, hookimpl
+
+        @hookimpl
+        def opgraph_ops():
+            return [OpSpec("cube", lambda x: x ** 3, lambda x: x,
+                           lambda ctx, gy: gy * 3 * ctx.inputs[0] ** 2)]
+        """,
+        version="2.5",
+    )
+    ops = opgraph.ops
+    x = Variable(np.array(2.0))
+    ops.cube(x).backward()
+    assert x.grad.data == 12.0
+    prov = ops.cube.provenance
+    assert (prov.plugin, prov.distribution, prov.version) == ("opgraph_cube", "opgraph-cube", "2.5")
+    assert ops.sin.provenance.plugin == "builtin"  # the built-in plugin still loads beside it
+
+
+def test_opgraph_list_json_names_provider_and_signature():
+    out = subprocess.run(
+        [sys.executable, "-m", "opgraph.cli", "list", "--json"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    rows = {row["name"]: row for row in json.loads(out.stdout)["ops"]}
+    assert set(CORE) <= set(rows)
+    assert rows["sum"]["attrs"] == {"axis": "None", "keepdims": "False"}
+    assert rows["sum"]["plugin"] == "builtin"
+    assert rows["matmul"]["inputs"] == ["a", "b"]
+
+
+def test_opgraph_list_table():
+    out = subprocess.run(
+        [sys.executable, "-m", "opgraph.cli", "list"], check=True, capture_output=True, text=True
+    )
+    assert any(
+        line.startswith("sum(x, axis=None, keepdims=False)") and "builtin (opgraph" in line
+        for line in out.stdout.splitlines()
+    )
