@@ -229,6 +229,7 @@ class Node:
         inputs: tuple[Variable, ...],
         attrs: dict[str, Any],
         outputs: tuple[Variable, ...],
+        *,
         state: Any,
         needs_input_grad: tuple[bool, ...],
     ) -> None:
@@ -353,7 +354,7 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
             if gys is None:
                 continue
             gxs = _checked_grads(node, node.op.backward(node, *gys))
-            for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad):
+            for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):
                 if gx is None or not need:
                     continue
                 if x.creator is None:

@@ -18,6 +18,8 @@ from opgraph.engine import Node, Variable, _to_array
 from opgraph.errors import OpArgumentError, ShapeError
 from opgraph.shapes import fmt_shapes
 
+_wrap = Variable._wrap
+
 
 @dataclass(frozen=True)
 class Provenance:
@@ -33,8 +35,8 @@ class Provenance:
         return f"plugin {self.plugin!r} from {dist}"
 
 
-def as_inputs(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
-    """Wrap arrays and numbers as constant Variables; report which inputs were Variables.
+def as_inputs(values: Any) -> tuple[Variable, ...]:
+    """The inputs as Variables: arrays and numbers become constants (``requires_grad=False``).
 
     Python numbers take the dtype numpy's promotion gives them next to the other inputs, so
     ``float32_var * 2.0`` stays float32.
@@ -42,10 +44,10 @@ def as_inputs(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
     for v in values:
         if not isinstance(v, Variable):
             return _with_constants(values)
-    return tuple(values), (True,) * len(values)
+    return tuple(values)
 
 
-def _with_constants(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]]:
+def _with_constants(values: Any) -> tuple[Variable, ...]:
     ref = next(
         (
             v.data if isinstance(v, Variable) else v
@@ -54,17 +56,15 @@ def _with_constants(values: Any) -> tuple[tuple[Variable, ...], tuple[bool, ...]
         ),
         None,
     )
-    out, given = [], []
+    out = []
     for v in values:
         if isinstance(v, Variable):
             out.append(v)
-            given.append(True)
             continue
         weak = ref is not None and isinstance(v, (int, float)) and not isinstance(v, np.generic)
         arr = np.asarray(v, dtype=np.result_type(ref.dtype, v)) if weak else _to_array(v)
-        out.append(Variable._wrap(arr))
-        given.append(False)
-    return tuple(out), tuple(given)
+        out.append(_wrap(arr))
+    return tuple(out)
 
 
 class Op:
@@ -76,8 +76,12 @@ class Op:
         "_defaults",
         "_fast_arity",
         "_n_inputs",
+        "_n_outputs",
         "_optional",
         "_params",
+        "_positional_attrs",
+        "_saves_state",
+        "_stochastic",
         "backward",
         "deps",
         "forward",
@@ -98,9 +102,15 @@ class Op:
         self._params = spec.input_names + tuple(a.name for a in spec.attrs)
         self._defaults = {a.name: a.default for a in spec.attrs if not a.required}
         self._checks = {a.name: a.check for a in spec.attrs if a.check is not None}
+        self._n_outputs = spec.n_outputs
+        self._saves_state = spec.saves_state
+        self._stochastic = spec.stochastic
+        fixed_inputs = not any(self._optional) and not spec.variadic
         all_default = len(self._defaults) == len(spec.attrs)
-        simple = all_default and not any(self._optional) and not spec.variadic
-        self._fast_arity = self._n_inputs if simple else -1  # calls that need no binding
+        # calls that need no binding: the inputs alone, every attribute at its default
+        self._fast_arity = self._n_inputs if fixed_inputs and all_default else -1
+        # calls bound by position alone: the inputs, then attributes in declaration order
+        self._positional_attrs = tuple(a.name for a in spec.attrs) if fixed_inputs else None
         self.__doc__ = spec.doc or f"The `{spec.name}` op ({provenance})."
 
     @property
@@ -112,6 +122,10 @@ class Op:
 
     def _bind(self, args: tuple, kwargs: dict) -> tuple[list, dict]:
         """Map positional and keyword arguments onto inputs and validated attributes."""
+        bound = None if kwargs else self._bind_positional(args)
+        return bound or self._bind_general(args, kwargs)
+
+    def _bind_general(self, args: tuple, kwargs: dict) -> tuple[list, dict]:
         if len(args) > len(self._params):
             raise OpArgumentError(
                 f"{self.name}() takes at most {len(self._params)} arguments "
@@ -150,6 +164,22 @@ class Op:
                 raise OpArgumentError(f"{self.name}() missing required attribute {a.name!r}")
         return inputs, attrs
 
+    def _bind_positional(self, args: tuple) -> tuple[list, dict] | None:
+        """The common call ``op(x, attr1, attr2)``; None sends anything else (and every
+        error) through the general binding."""
+        n = self._n_inputs
+        names = self._positional_attrs
+        if names is None or not n <= len(args) <= n + len(names):
+            return None
+        if any(v is None for v in args[:n]):  # reported by the general binding
+            return None
+        attrs = dict(self._defaults)
+        for name, value in zip(names, args[n:], strict=False):
+            attrs[name] = self._check_attr(name, value)
+        if len(attrs) < len(names):  # a required attribute is missing
+            return None
+        return list(args[:n]), attrs
+
     def _check_attr(self, name: str, value: Any) -> Any:
         check = self._checks.get(name)
         if check is None:
@@ -162,34 +192,36 @@ class Op:
             raise OpArgumentError(f"{self.name}: invalid {name}={value!r}: {exc}") from None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if not kwargs and len(args) == self._fast_arity:
-            inputs, attrs = args, self._defaults
+        if kwargs or len(args) != self._fast_arity:
+            args, attrs = self._bind(args, kwargs)
         else:
-            inputs, attrs = self._bind(args, kwargs)
-        xs = as_inputs(inputs)
-        spec = self.spec
-        extra = {"rng": engine._State.rng} if spec.stochastic else {}
+            attrs = self._defaults
+        xs = as_inputs(args)
         arrays = [x.data for x in xs]
         try:
-            result = self.forward(*arrays, **attrs, **extra)
+            if self._stochastic:
+                result = self.forward(*arrays, rng=engine._State.rng, **attrs)
+            else:
+                result = self.forward(*arrays, **attrs)
         except ShapeError:
             raise
         except Exception as exc:
             self._explain_failure(arrays, attrs, exc)
             raise
         state = None
-        if spec.saves_state:
+        if self._saves_state:
             result, state = result
-        needs = tuple(x.requires_grad for x in xs) if engine._State.grad_enabled else ()
-        record = any(needs)  # no graph under no_grad or for results of constants alone
-        if spec.n_outputs == 1:
+        # no graph under no_grad, nor for results of constants alone
+        needs = tuple([x.requires_grad for x in xs]) if engine._State.grad_enabled else ()
+        record = True in needs
+        if self._n_outputs == 1:
             y = result if type(result) is np.ndarray else np.asarray(result)
-            outputs = (Variable._wrap(y, record),)
+            outputs = (_wrap(y, record),)
         else:
-            outputs = tuple(Variable._wrap(np.asarray(r), record) for r in result)
+            outputs = tuple(_wrap(np.asarray(r), record) for r in result)
         if record:
             Node(self, xs, attrs, outputs, state=state, needs_input_grad=needs)
-        return outputs[0] if spec.n_outputs == 1 else outputs
+        return outputs[0] if self._n_outputs == 1 else outputs
 
     def _explain_failure(self, arrays: list, attrs: dict, exc: Exception) -> None:
         """Turn a forward failure into the shape rule's ShapeError, or annotate it."""
