@@ -10,6 +10,21 @@ from opgraph import OpSpec, hookimpl
 
 @hookimpl
 def opgraph_ops() -> Iterable[OpSpec]:
-    from opgraph_ops import arithmetic, elementwise, tensor
+    from opgraph_ops import (
+        activations,
+        arithmetic,
+        compare,
+        dims,
+        elementwise,
+        indexing,
+        joining,
+        layers,
+        losses,
+        powers,
+        reductions,
+        tensor,
+    )
 
-    return [*arithmetic.SPECS, *elementwise.SPECS, *tensor.SPECS]
+    core = (arithmetic, elementwise, tensor)
+    library = (powers, compare, indexing, dims, joining, reductions, activations, layers, losses)
+    return [spec for module in (*core, *library) for spec in module.SPECS]

@@ -1,0 +1,114 @@
+"""Neural-network activations: sigmoid, relu, leaky_relu, softmax and log_softmax.
+
+softmax and log_softmax normalise over ``axis`` (DeZero's default 1: the class axis of a batch)
+and subtract the maximum first, so huge inputs neither overflow nor turn into NaN.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from opgraph import Attr, Domain, OpSpec, attrs
+from opgraph_ops.elementwise import same_shape
+from opgraph_ops.masks import constant
+from opgraph_ops.reductions import nonempty_reduction_rule, stable_logsumexp
+
+
+# --- sigmoid ---
+def _sigmoid_forward(x):
+    return np.tanh(x * 0.5) * 0.5 + 0.5  # 1 / (1 + exp(-x)) without overflow warnings
+
+
+def _sigmoid_backward(ctx, gy):
+    (y,) = ctx.outputs
+    return gy * y * (1 - y)
+
+
+# --- relu / leaky_relu ---
+def _relu_backward(ctx, gy):
+    (x,) = ctx.inputs
+    return gy * constant(x.data > 0, x)
+
+
+def _leaky_relu_forward(x, slope):
+    return np.where(x > 0, x, x * float(slope))  # a Python float keeps float32
+
+
+def _leaky_relu_backward(ctx, gy):
+    (x,) = ctx.inputs
+    return gy * constant(np.where(x.data > 0, 1.0, ctx.attrs["slope"]), x)
+
+
+# --- softmax / log_softmax ---
+def _normalising(name: str, forward, backward, **kw) -> OpSpec:
+    along_axis = nonempty_reduction_rule(name)
+
+    def rule(x, axis):
+        along_axis(x, axis, keepdims=True)  # rejects bad and empty axes
+        return x
+
+    return OpSpec(
+        name,
+        forward,
+        rule,
+        backward,
+        attrs=(Attr("axis", 1, attrs.axis, _axis_examples),),
+        kind="shape",
+        **kw,
+    )
+
+
+def _axis_examples(shapes):
+    rank = len(shapes[0])
+    return [0, -1, tuple(range(rank))] if rank else []
+
+
+def _softmax_forward(x, axis):
+    z = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return z / np.sum(z, axis=axis, keepdims=True)
+
+
+def _softmax_backward(ctx, gy):
+    (y,) = ctx.outputs
+    gx = y * gy
+    return gx - y * ctx.ops.sum(gx, ctx.attrs["axis"], True)
+
+
+def _log_softmax_backward(ctx, gy):
+    (y,) = ctx.outputs
+    return gy - ctx.ops.exp(y) * ctx.ops.sum(gy, ctx.attrs["axis"], True)
+
+
+SPECS = [
+    OpSpec("sigmoid", _sigmoid_forward, same_shape, _sigmoid_backward, doc="1 / (1 + exp(-x))."),
+    OpSpec(
+        "relu",
+        lambda x: np.maximum(x, 0),
+        same_shape,
+        _relu_backward,
+        domain=Domain(avoid=(0.0,)),
+        doc="max(x, 0); the gradient at 0 is 0.",
+    ),
+    OpSpec(
+        "leaky_relu",
+        _leaky_relu_forward,
+        same_shape,
+        _leaky_relu_backward,
+        attrs=(Attr("slope", 0.2, attrs.number),),
+        domain=Domain(avoid=(0.0,)),
+        doc="x for x > 0, else slope * x.",
+    ),
+    _normalising(
+        "softmax",
+        _softmax_forward,
+        _softmax_backward,
+        doc="exp(x) normalised to sum 1 over axis (default 1), computed stably.",
+    ),
+    _normalising(
+        "log_softmax",
+        lambda x, axis: x - stable_logsumexp(x, axis, keepdims=True),
+        _log_softmax_backward,
+        requires=("exp",),
+        doc="log(softmax(x, axis)) computed stably: x - logsumexp(x, axis).",
+    ),
+]

@@ -1,0 +1,131 @@
+"""Layer functions: linear (affine map) and dropout (random zeroing while training)."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from opgraph import (
+    Attr,
+    ErrorInput,
+    OpArgumentError,
+    OpSpec,
+    Sample,
+    ShapeError,
+    is_training,
+    unbroadcast,
+)
+from opgraph.shapes import broadcast
+from opgraph_ops.elementwise import same_shape
+from opgraph_ops.masks import constant
+
+
+# --- linear ---
+def _linear_forward(x, w, b=None):
+    y = np.matmul(x, w)
+    if b is None:
+        return y
+    if b.dtype == y.dtype:
+        y += b  # y is a fresh array: add in place, no extra copy
+        return y
+    return y + b
+
+
+def _linear_rule(x, w, b=None):
+    if len(w) != 2 or not x or x[-1] != w[0]:
+        raise ShapeError(
+            f"linear: x of shape {tuple(x)} and W of shape {tuple(w)}: need W (in, out) and x "
+            "(..., in)"
+        )
+    out = (*x[:-1], w[1])
+    if b is not None and broadcast("linear", out, b) != out:
+        raise ShapeError(f"linear: bias of shape {tuple(b)} does not broadcast to output {out}")
+    return out
+
+
+def _linear_backward(ctx, gy):
+    ops = ctx.ops
+    x, w, *b = ctx.inputs
+    gx = ops.matmul(gy, ops.transpose(w))
+    if x.ndim == 2:
+        gw = ops.matmul(ops.transpose(x), gy)
+    else:  # batch axes: flatten them, then one matrix product
+        flat_x = ops.reshape(x, (-1, x.shape[-1]))
+        gw = ops.matmul(ops.transpose(flat_x), ops.reshape(gy, (-1, gy.shape[-1])))
+    grads = (unbroadcast(gx, x), unbroadcast(gw, w))
+    return (*grads, unbroadcast(gy, b[0])) if b else grads
+
+
+def _linear_samples(rng: np.random.Generator, dtype: np.dtype):
+    for x_shape, w_shape, b_shape in [
+        ((4, 3), (3, 2), (2,)),
+        ((4, 3), (3, 2), None),
+        ((3,), (3, 5), (5,)),
+        ((2, 4, 3), (3, 2), (1, 2)),
+        ((5, 3), (3, 1), ()),
+    ]:
+        shapes = [x_shape, w_shape] + ([b_shape] if b_shape is not None else [])
+        arrays = tuple(rng.uniform(-2, 2, s).astype(dtype) for s in shapes)
+        yield Sample(arrays, note=f"x {x_shape} @ W {w_shape} + b {b_shape}")
+
+
+# --- dropout ---
+def _dropout_ratio(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"expected a real number, got {type(value).__name__}")
+    if not 0 <= value < 1:
+        raise ValueError("expected 0 <= dropout_ratio < 1")
+    return float(value)
+
+
+def _dropout_forward(x, dropout_ratio, rng):
+    """Train: zero each element with probability dropout_ratio, scale the rest by
+    1 / (1 - dropout_ratio) so the expectation is unchanged. Test: pass x through."""
+    if not is_training():
+        return x, None
+    mask = (rng.random(x.shape) >= dropout_ratio) * (1 / (1 - dropout_ratio))
+    mask = mask.astype(x.dtype, copy=False)
+    return x * mask, mask
+
+
+def _dropout_backward(ctx, gy):
+    mask = ctx.state
+    return gy if mask is None else gy * constant(mask, gy)
+
+
+def _dropout_errors():
+    yield ErrorInput(
+        (np.zeros(3),),
+        {"dropout_ratio": 1.0},
+        OpArgumentError,
+        match="dropout_ratio",
+        note="a ratio of 1 would drop everything",
+    )
+
+
+SPECS = [
+    OpSpec(
+        "linear",
+        _linear_forward,
+        _linear_rule,
+        _linear_backward,
+        inputs=("x", "W", "b?"),
+        kind="custom",
+        sample_inputs=_linear_samples,
+        doc="x @ W + b for x (..., in), W (in, out) and an optional bias broadcast to (out,).",
+    ),
+    OpSpec(
+        "dropout",
+        _dropout_forward,
+        same_shape,
+        _dropout_backward,
+        attrs=(Attr("dropout_ratio", 0.5, _dropout_ratio),),
+        stochastic=True,
+        saves_state=True,
+        error_inputs=_dropout_errors,
+        doc="Training: zero elements with probability dropout_ratio and rescale the rest; "
+        "test mode (opgraph.test_mode()): identity.",
+    ),
+]
