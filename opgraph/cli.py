@@ -7,7 +7,9 @@ import json
 import sys
 from collections.abc import Sequence
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PLUGIN = 0, 1, 2, 3
+"""0 ok; 1 a check failed; 2 usage or config error (`ConfigError`); 3 plugin error
+(`PluginError`: a conflict, a missing requirement, or a broken plugin in strict mode)."""
 
 
 def describe(op) -> dict:
@@ -30,19 +32,112 @@ def _signature(row: dict) -> str:
     return f"{row['name']}({', '.join(row['inputs'] + attrs)})"
 
 
-def cmd_list(args: argparse.Namespace) -> int:
-    from opgraph.registry import default_opset
+def _opset_and_records(args: argparse.Namespace) -> tuple:
+    """The op set of ``--config`` (or the default one) and the plugin records behind it."""
+    from opgraph import registry
+    from opgraph.config import load_config
 
-    rows = [describe(op) for op in default_opset()]
+    if getattr(args, "config", None):
+        config = load_config(args.config)
+        opset = config.build_opset()
+        return opset, registry.load_records(config.selection())
+    return registry.default_opset(), registry.plugin_records()
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    opset, records = _opset_and_records(args)
+    rows = [describe(op) for op in opset]
+    broken = [r for r in records if r.broken]
     if args.json:
-        json.dump({"ops": rows}, sys.stdout, indent=2)
+        json.dump({"ops": rows, "broken_plugins": [r.name for r in broken]}, sys.stdout, indent=2)
         print()
         return EXIT_OK
     width = max(len(_signature(r)) for r in rows)
     for r in rows:
         print(f"{_signature(r):<{width}}  {r['plugin']} ({r['distribution']} {r['version']})")
     print(f"{len(rows)} ops", file=sys.stderr)
+    for record in broken:
+        print(
+            f"plugin {record.name!r} ({record.provenance.distribution}) is {record.status}, "
+            f"its ops are missing: {record.reason} (see `opgraph plugins`)",
+            file=sys.stderr,
+        )
     return EXIT_OK
+
+
+def plugin_row(record) -> dict:
+    """One plugin as a JSON-ready dict for `opgraph plugins`."""
+    prov = record.provenance
+    return {
+        "plugin": prov.plugin,
+        "distribution": prov.distribution,
+        "version": prov.version,
+        "entry_point": prov.entry_point,
+        "status": record.status,
+        "ops": len(record.specs) if record.status == "active" else None,
+        "rejected": list(record.rejected),
+        "reason": record.reason,
+    }
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from opgraph import registry
+    from opgraph.config import load_config
+    from opgraph.plugins import Selection
+
+    selection = load_config(args.config).selection() if args.config else Selection.from_env()
+    rows = [plugin_row(r) for r in registry.load_records(selection)]
+    if args.json:
+        json.dump({"plugins": rows, "strict": selection.strict}, sys.stdout, indent=2)
+        print()
+    else:
+        header = ("plugin", "distribution", "version", "entry point", "status", "ops")
+        table = [header] + [
+            (
+                r["plugin"],
+                r["distribution"] or "-",
+                r["version"] or "-",
+                r["entry_point"],
+                r["status"],
+                "-" if r["ops"] is None else str(r["ops"]),
+            )
+            for r in rows
+        ]
+        widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+        for row in table:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        for r in rows:
+            for why in ([r["reason"]] if r["reason"] else []) + r["rejected"]:
+                print(f"{r['plugin']}: {why}")
+    failed = any(r["status"] in ("failed", "incompatible") or r["rejected"] for r in rows)
+    return EXIT_PLUGIN if selection.strict and failed else EXIT_OK
+
+
+def _add_plugin_flags(parser: argparse.ArgumentParser, default: object) -> None:
+    """--no-plugins and --strict-plugins, accepted before or after the subcommand."""
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        default=default,
+        help="load no third-party plugin (same as OPGRAPH_LOAD_PLUGINS=)",
+    )
+    parser.add_argument(
+        "--strict-plugins",
+        action="store_true",
+        default=default,
+        help=f"any broken plugin is an error, exit code {EXIT_PLUGIN} "
+        "(same as OPGRAPH_STRICT_PLUGINS=1)",
+    )
+
+
+def _apply_plugin_flags(args: argparse.Namespace) -> None:
+    """The flags become environment variables, so child processes see them too."""
+    import os
+
+    if getattr(args, "no_plugins", False):
+        os.environ["OPGRAPH_LOAD_PLUGINS"] = ""
+    if getattr(args, "strict_plugins", False):
+        os.environ["OPGRAPH_STRICT_PLUGINS"] = "1"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,14 +145,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list every op with its provider plugin and signature")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--config", metavar="FILE", help="list the op set of this config")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("plugins", help="every plugin found: status, op count, failure reason")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--config", metavar="FILE", help="apply this config's plugin selection")
+    p.set_defaults(func=cmd_plugins)
+    _add_plugin_flags(parser, default=False)
+    for subparser in sub.choices.values():
+        _add_plugin_flags(subparser, default=argparse.SUPPRESS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from opgraph.errors import ConfigError, PluginError
+
     args = build_parser().parse_args(argv)
+    _apply_plugin_flags(args)
     try:
         return args.func(args)
+    except ConfigError as exc:
+        print(f"opgraph: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PluginError as exc:
+        print(f"opgraph: error: {exc}", file=sys.stderr)
+        return EXIT_PLUGIN
     except BrokenPipeError:  # `opgraph list | head`: the reader left; not an error of ours
         sys.stderr.close()
         return EXIT_OK

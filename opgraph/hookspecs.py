@@ -8,7 +8,9 @@ A plugin is a module (or object) named by an entry point in the ``opgraph`` grou
 
 whose hook implementations are marked with `opgraph.hookimpl`. The host imports it lazily, the
 first time ops are needed, and each plugin in isolation: a plugin that fails to import or whose
-hook raises is reported and skipped, and the others still load.
+hook raises is reported and skipped, and the others still load. A hook implementation whose name
+or arguments match no hookspec below makes the plugin *incompatible* (also skipped). Loading,
+disabling and strict mode are described in docs/plugins.md.
 """
 
 from __future__ import annotations
@@ -53,3 +55,9 @@ def opgraph_ops() -> Iterable[OpSpec]:
             )
     """
     raise NotImplementedError  # pragma: no cover - a spec, never called
+
+
+HOOK_NAMES: tuple[str, ...] = tuple(
+    name for name, value in sorted(globals().items()) if hasattr(value, f"{PROJECT}_spec")
+)
+"""Every hookspec of this module (what a plugin may implement)."""

@@ -1,24 +1,36 @@
 """Finding and loading op plugins: entry points in the ``opgraph`` group, each loaded alone.
 
-A plugin that fails to import, or whose hook raises, is recorded as *failed* with a short
-reason and a warning on stderr; every other plugin still loads. Entry points are scanned once
-per process.
+Which plugins may load is decided from names and metadata only, *before* anything is imported
+(`Selection`): a disabled or incompatible plugin costs nothing. A plugin that fails to import,
+or whose hook raises, is recorded as *failed* with a short reason and one warning on stderr;
+every other plugin still loads. Entry points are scanned once per process and each plugin is
+imported at most once.
 """
 
 from __future__ import annotations
 
+import difflib
 import functools
+import os
+import re
 import sys
+import time
 import traceback
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Literal
 
 from opgraph.contract import OpSpec
 from opgraph.op import Provenance
+from opgraph.versions import Requirement, canonical_name
 
 GROUP = "opgraph"
-Status = Literal["active", "disabled", "failed"]
+ESSENTIAL_DISTRIBUTION = "opgraph"
+"""The distribution whose plugin provides the ops the engine needs; it is never disabled."""
+
+Status = Literal["active", "disabled", "failed", "incompatible"]
+TRUE_WORDS = ("1", "true", "yes", "on")
 
 
 @dataclass
@@ -29,16 +41,45 @@ class PluginRecord:
     status: Status
     specs: list[OpSpec] = field(default_factory=list)
     reason: str | None = None
+    rejected: list[str] = field(default_factory=list)
+    """Messages for the declarations the registry rejected (the plugin's other ops load)."""
+    validated: bool = False
 
     @property
     def name(self) -> str:
         return self.provenance.plugin
 
+    @property
+    def broken(self) -> bool:
+        """Failed or incompatible: what warnings, ``opgraph list`` and strict mode report."""
+        return self.status in ("failed", "incompatible")
+
+
+def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
+    return environ.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def trace(message: str) -> None:
+    """With ``OPGRAPH_TRACE_PLUGINS=1``: one line on stderr about what the plugin layer did."""
+    if env_flag("OPGRAPH_TRACE_PLUGINS"):
+        print(f"opgraph: trace: {message}", file=sys.stderr)
+
 
 @functools.lru_cache(maxsize=1)
 def discover() -> tuple[EntryPoint, ...]:
-    """Every entry point of the group, sorted by name (so loading never depends on order)."""
-    return tuple(sorted(entry_points(group=GROUP), key=lambda ep: ep.name))
+    """Every entry point of the group, sorted by name then distribution (so nothing ever
+    depends on the order of ``sys.path``)."""
+    found = tuple(
+        sorted(entry_points(group=GROUP), key=lambda ep: (ep.name, distribution_of(ep) or ""))
+    )
+    trace(
+        f"found {len(found)} entry points in group {GROUP!r}: {', '.join(ep.name for ep in found)}"
+    )
+    return found
+
+
+def distribution_of(ep: EntryPoint) -> str | None:
+    return ep.dist.name if ep.dist is not None else None
 
 
 def provenance_of(ep: EntryPoint) -> Provenance:
@@ -51,8 +92,131 @@ def provenance_of(ep: EntryPoint) -> Provenance:
     )
 
 
+def is_essential(ep: EntryPoint) -> bool:
+    dist = distribution_of(ep)
+    return dist is not None and canonical_name(dist) == ESSENTIAL_DISTRIBUTION
+
+
+def names_of(ep: EntryPoint) -> set[str]:
+    """The names a plugin answers to in allow/deny lists: its entry point and distribution
+    names, compared in PEP 503 normal form (``My_Ops`` == ``my-ops``)."""
+    dist = distribution_of(ep)
+    return {canonical_name(ep.name)} | ({canonical_name(dist)} if dist else set())
+
+
+@dataclass(frozen=True)
+class Rule:
+    """An allowlist (``allow=True``) or a denylist of plugin or distribution names."""
+
+    names: frozenset[str]
+    allow: bool
+    source: str
+    """Where the rule comes from, e.g. ``OPGRAPH_DISABLE_PLUGINS`` or ``ci.yaml:4``."""
+
+    def matches(self, ep: EntryPoint) -> bool:
+        return bool(names_of(ep) & {canonical_name(n) for n in self.names})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which plugins may be imported, and whether a broken plugin is an error (strict)."""
+
+    rules: tuple[Rule, ...] = ()
+    strict: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Selection:
+        """``OPGRAPH_LOAD_PLUGINS`` (allowlist; set but empty: no third-party plugin),
+        ``OPGRAPH_DISABLE_PLUGINS`` (denylist), ``OPGRAPH_STRICT_PLUGINS``."""
+        rules = []
+        if "OPGRAPH_LOAD_PLUGINS" in environ:
+            names = split_names(environ["OPGRAPH_LOAD_PLUGINS"])
+            rules.append(Rule(names, allow=True, source="OPGRAPH_LOAD_PLUGINS"))
+        if names := split_names(environ.get("OPGRAPH_DISABLE_PLUGINS", "")):
+            rules.append(Rule(names, allow=False, source="OPGRAPH_DISABLE_PLUGINS"))
+        return cls(tuple(rules), strict=env_flag("OPGRAPH_STRICT_PLUGINS", environ))
+
+    def extended(self, rules: Iterable[Rule], strict: bool = False) -> Selection:
+        return Selection((*self.rules, *rules), strict=self.strict or strict)
+
+    def skip_reason(self, ep: EntryPoint) -> str | None:
+        """Why ``ep`` must not be imported, or None. The essential plugin always loads."""
+        if is_essential(ep):
+            return None
+        for rule in self.rules:
+            if rule.allow and not rule.matches(ep):
+                return f"not enabled by {rule.source}"
+            if not rule.allow and rule.matches(ep):
+                return f"disabled by {rule.source}"
+        return None
+
+
+def split_names(text: str) -> frozenset[str]:
+    return frozenset(n.strip() for n in text.split(",") if n.strip())
+
+
+def incompatibility(ep: EntryPoint) -> str | None:
+    """The plugin distribution's own ``Requires-Dist: opgraph ...`` that this opgraph fails."""
+    from opgraph import __version__
+
+    for line in (ep.dist.requires or ()) if ep.dist is not None else ():
+        try:
+            req = Requirement.parse(line)
+        except ValueError:
+            continue
+        if req.key == ESSENTIAL_DISTRIBUTION and req.marker is None and not req.allows(__version__):
+            return f"needs {req} but opgraph {__version__} is installed"
+    return None
+
+
+_Key = tuple[str, str, "str | None"]
+_loaded: dict[_Key, PluginRecord] = {}
+_skipped: dict[tuple[_Key, str], PluginRecord] = {}
+
+
+def reset() -> None:
+    """Forget scanned entry points and loaded plugins (tests install fake distributions)."""
+    discover.cache_clear()
+    _loaded.clear()
+    _skipped.clear()
+
+
+def record_for(ep: EntryPoint, selection: Selection) -> PluginRecord:
+    """The plugin's record under ``selection``: imported on first need, then cached."""
+    key = (ep.name, ep.value, distribution_of(ep))
+    if reason := selection.skip_reason(ep):
+        if (key, reason) not in _skipped:
+            trace(f"{provenance_of(ep)} not imported: {reason}")
+            _skipped[key, reason] = PluginRecord(provenance_of(ep), "disabled", reason=reason)
+        return _skipped[key, reason]
+    if key not in _loaded:
+        reason = incompatibility(ep)
+        record = (
+            PluginRecord(provenance_of(ep), "incompatible", reason=reason)
+            if reason
+            else load_plugin(ep)
+        )
+        if record.broken:
+            warn_broken(record)
+        _loaded[key] = record
+    return _loaded[key]
+
+
 def _short_reason(exc: BaseException) -> str:
-    return "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
+
+
+def _explain_invalid(exc: Exception) -> str:
+    """pluggy's validation message on one line, with the likely hook name for a typo."""
+    from opgraph import hookspecs
+
+    message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if m := re.search(r"unknown hook '(\w+)'", message):
+        close = difflib.get_close_matches(m[1], hookspecs.HOOK_NAMES, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        known = ", ".join(hookspecs.HOOK_NAMES)
+        return f"implements unknown hook {m[1]!r}{hint}; known hooks: {known}"
+    return message
 
 
 def load_plugin(ep: EntryPoint) -> PluginRecord:
@@ -62,26 +226,46 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
     from opgraph import hookspecs
 
     prov = provenance_of(ep)
+    start = time.perf_counter()
     try:
         module = ep.load()
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         return PluginRecord(prov, "failed", reason=f"import failed: {_short_reason(exc)}")
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     try:
         pm.register(module, name=ep.name)
-        specs: list[OpSpec] = []
-        for impl in pm.hook.opgraph_ops.get_hookimpls():
-            specs.extend(impl.function() or ())
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        return PluginRecord(prov, "incompatible", reason=_explain_invalid(exc))
+    impls = pm.hook.opgraph_ops.get_hookimpls()
+    if not impls:
+        return PluginRecord(
+            prov, "failed", reason=f"{ep.value} defines no @opgraph.hookimpl opgraph_ops()"
+        )
+    specs: list[OpSpec] = []
+    try:
+        for impl in impls:
+            returned = impl.function()
+            specs.extend(returned if returned is not None else ())
     except Exception as exc:
-        return PluginRecord(prov, "failed", reason=f"hook opgraph_ops raised: {_short_reason(exc)}")
+        return PluginRecord(prov, "failed", reason=f"hook opgraph_ops raised {_short_reason(exc)}")
+    names = ", ".join(getattr(s, "name", repr(s)) for s in specs)
+    trace(
+        f"{prov} loaded in {1000 * (time.perf_counter() - start):.1f} ms; "
+        f"opgraph_ops() returned {len(specs)} declarations: {names}"
+    )
     return PluginRecord(prov, "active", specs=specs)
 
 
-def warn_failed(record: PluginRecord) -> None:
-    """One line on stderr: which plugin, from which distribution, why, and how to disable it."""
+def disable_hint(name: str) -> str:
+    return f"disable it with OPGRAPH_DISABLE_PLUGINS={name} or `plugins: {{disable: [{name}]}}`"
+
+
+def warn_broken(record: PluginRecord) -> None:
+    """Once per plugin on stderr: which plugin, from which distribution, why, how to disable."""
     print(
-        f"opgraph: warning: {record.provenance} failed and was skipped: {record.reason}\n"
-        f"  (disable it with OPGRAPH_DISABLE_PLUGINS={record.name})",
+        f"opgraph: warning: {record.provenance} is {record.status} and was skipped: "
+        f"{record.reason}\n  ({disable_hint(record.name)})",
         file=sys.stderr,
     )

@@ -4,15 +4,19 @@ dependencies, and build `OpSet`s whose attributes are ready-to-call `Op`s."""
 from __future__ import annotations
 
 import difflib
+import fnmatch
+import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from opgraph import engine
 from opgraph.contract import KINDS, NAME_RE, Attr, OpSpec
 from opgraph.errors import OpDeclarationError, PluginError
 from opgraph.op import Op, Provenance
-from opgraph.plugins import PluginRecord, discover, load_plugin, warn_failed
+from opgraph.plugins import PluginRecord, Selection, discover, record_for, trace
+from opgraph.versions import canonical_name
 
 ESSENTIAL = (
     "add",
@@ -29,19 +33,33 @@ ESSENTIAL = (
     "sum_to",
     "astype",
 )
-"""Ops the engine itself dispatches to (Variable operators and methods, `unbroadcast`)."""
+"""Ops the engine itself dispatches to (Variable operators and methods, `unbroadcast`): always
+in every op set, hidden when a config does not show them, and their plugin is never disabled."""
+
+
+class StrictPluginError(PluginError):
+    """Strict plugin loading found a broken plugin or a rejected declaration (exit code 3)."""
 
 
 class OpSet:
-    """Ops by attribute (``ops.sin(x)``), iteration (``for op in ops``) and ``name in ops``."""
+    """Ops by attribute (``ops.sin(x)``), iteration (``for op in ops``: each op once, aliases
+    included only as names) and ``name in ops``."""
 
-    def __init__(self, ops: Mapping[str, Op], label: str = "op set") -> None:
+    def __init__(
+        self,
+        ops: Mapping[str, Op],
+        label: str = "op set",
+        unavailable: Mapping[str, str] | None = None,
+    ) -> None:
         self.__dict__.update(ops)
         object.__setattr__(self, "_label", label)
+        object.__setattr__(self, "_unavailable", dict(unavailable or {}))
 
     def __getattr__(self, name: str) -> Any:  # only called for names that are not ops
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in self._unavailable:
+            raise AttributeError(f"no op {name!r} in {self._label}: {self._unavailable[name]}")
         close = difflib.get_close_matches(name, list(self._names()), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"no op {name!r} in {self._label}{hint}")
@@ -50,7 +68,12 @@ class OpSet:
         return (k for k in self.__dict__ if not k.startswith("_"))
 
     def __iter__(self) -> Iterator[Op]:
-        return (self.__dict__[k] for k in sorted(self._names()))
+        seen: set[int] = set()
+        for name in sorted(self._names()):
+            op = self.__dict__[name]
+            if id(op) not in seen:
+                seen.add(id(op))
+                yield op
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and not name.startswith("_") and name in self.__dict__
@@ -61,7 +84,7 @@ class OpSet:
         return self.__dict__[name]
 
     def __len__(self) -> int:
-        return sum(1 for _ in self._names())
+        return sum(1 for _ in self)
 
     def __dir__(self) -> list[str]:
         return sorted(self._names())
@@ -117,101 +140,206 @@ def validate_spec(spec: Any, prov: Provenance) -> OpSpec:
     return spec
 
 
-def collect(records: Iterable[PluginRecord]) -> tuple[dict[str, list[Op]], list[str]]:
-    """Valid ops of the active plugins by name (all providers kept), and rejected declarations."""
-    providers: dict[str, list[Op]] = {}
-    rejected: list[str] = []
+def load_records(selection: Selection) -> list[PluginRecord]:
+    """Every discovered plugin under ``selection``, its declarations validated once (the
+    rejected ones warned about once; the plugin's valid ops still load)."""
+    records = [record_for(ep, selection) for ep in discover()]
     for record in records:
-        if record.status != "active":
-            continue
-        for spec in record.specs:
-            try:
-                op = Op(validate_spec(spec, record.provenance), record.provenance)
-            except OpDeclarationError as exc:
-                rejected.append(str(exc))
-                continue
-            providers.setdefault(op.name, []).append(op)
-    return providers, rejected
+        if record.status == "active" and not record.validated:
+            _validate(record)
+    return records
 
 
-def _conflict_message(conflicts: dict[str, list[Op]]) -> str:
-    lines = ["several plugins provide the same op; choose one per op in your config:"]
-    for name, ops in sorted(conflicts.items()):
-        who = "; ".join(str(op.provenance) for op in ops)
-        lines.append(f"  {name}: provided by {who}")
-        lines.append(
-            f"    resolve with the config line `prefer: {{{name}: {ops[0].provenance.plugin}}}`"
+def _validate(record: PluginRecord) -> None:
+    valid = []
+    for spec in record.specs:
+        try:
+            valid.append(validate_spec(spec, record.provenance))
+        except OpDeclarationError as exc:
+            record.rejected.append(str(exc))
+            print(
+                f"opgraph: warning: {exc}; the op was skipped, the plugin's other ops loaded",
+                file=sys.stderr,
+            )
+    record.specs, record.validated = valid, True
+
+
+def raise_if_strict(records: Iterable[PluginRecord], selection: Selection) -> None:
+    """In strict mode any broken plugin or rejected declaration is one `StrictPluginError`."""
+    if not selection.strict:
+        return
+    problems = [f"{r.provenance} is {r.status}: {r.reason}" for r in records if r.broken]
+    problems += [message for r in records for message in r.rejected]
+    if problems:
+        raise StrictPluginError(
+            "strict plugin loading (OPGRAPH_STRICT_PLUGINS, --strict-plugins or "
+            "`plugins: {strict: true}`) found problems:\n  " + "\n  ".join(problems)
         )
+
+
+def collect(records: Iterable[PluginRecord]) -> dict[str, list[Op]]:
+    """Fresh `Op`s of the active plugins by name, every provider kept (in plugin order)."""
+    providers: dict[str, list[Op]] = {}
+    for record in records:
+        if record.status == "active":
+            for spec in record.specs:
+                providers.setdefault(spec.name, []).append(Op(spec, record.provenance))
+    return providers
+
+
+@dataclass(frozen=True)
+class OpChoice:
+    """Which ops an op set shows, under which names, and which provider wins a conflict."""
+
+    include: tuple[str, ...] = ("*",)
+    """Glob patterns (`fnmatch`) of the op names to show."""
+    exclude: tuple[str, ...] = ()
+    aliases: Mapping[str, str] = field(default_factory=dict)
+    """Extra name -> op name; the op is shown under both."""
+    providers: Mapping[str, str] = field(default_factory=dict)
+    """Op name -> plugin or distribution name that provides it."""
+    label: str = "op set"
+    source: str = "your op-set config"
+    """What to edit to resolve a conflict (a config path, in messages)."""
+
+    def shows(self, name: str) -> bool:
+        def hit(patterns: tuple[str, ...]) -> bool:
+            return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+        return hit(self.include) and not hit(self.exclude)
+
+
+def provider_key(op: Op, rivals: Iterable[Op] = ()) -> str:
+    """The name a config uses for ``op``'s provider: the plugin name, or the distribution name
+    when two rivals share the plugin name."""
+    prov = op.provenance
+    same = [r for r in rivals if r.provenance.plugin == prov.plugin]
+    return canonical_name(prov.distribution) if len(same) > 1 and prov.distribution else prov.plugin
+
+
+def provided_by(op: Op, key: str) -> bool:
+    prov = op.provenance
+    return canonical_name(key) in {
+        canonical_name(prov.plugin),
+        canonical_name(prov.distribution or prov.plugin),
+    }
+
+
+def _pick(name: str, ops: list[Op], choice: OpChoice) -> Op | None:
+    """The one provider of ``name``; None for an unresolved conflict."""
+    wanted = choice.providers.get(name)
+    if wanted is None:
+        return ops[0] if len(ops) == 1 else None
+    match = [op for op in ops if provided_by(op, wanted)]
+    if len(match) != 1:
+        who = ", ".join(f"{provider_key(op, ops)} ({op.provenance})" for op in ops)
+        raise PluginError(
+            f"{choice.source} says op {name!r} comes from {wanted!r}, which "
+            + ("matches several providers" if match else "does not provide it")
+            + f"; providers of {name!r}: {who}"
+        )
+    trace(f"op {name!r}: {match[0].provenance} chosen by {choice.source}")
+    return match[0]
+
+
+def _conflict_message(conflicts: Mapping[str, list[Op]], choice: OpChoice) -> str:
+    lines = [
+        "several plugins provide the same op, and opgraph never picks one silently; "
+        f"add one of these lines under `providers:` in {choice.source}:"
+    ]
+    for name, ops in sorted(conflicts.items()):
+        lines.append(
+            f"  op {name!r} is provided by " + " and by ".join(str(o.provenance) for o in ops)
+        )
+        lines += [f"      {name}: {provider_key(op, ops)}" for op in ops]
+    lines.append(
+        "(or exclude the op under `ops: {exclude: [...]}`; for the default op set, name that "
+        "config in OPGRAPH_CONFIG; see docs/config.md)"
+    )
     return "\n".join(lines)
 
 
-def build_opset(
-    providers: Mapping[str, list[Op]],
-    select: Iterable[str] | None = None,
-    prefer: Mapping[str, str] | None = None,
-    label: str = "op set",
-) -> OpSet:
-    """An OpSet of the ``select``ed op names (all when None), each op's backward dependencies
-    (``requires`` + `ESSENTIAL`) resolved from ``providers`` as hidden members."""
-    prefer = prefer or {}
+def _resolve(providers: Mapping[str, list[Op]], wanted: Iterable[str], choice: OpChoice):
+    """The chosen provider of every wanted op and of its dependencies, transitively; the ops
+    that had to be dropped (why); the unresolved conflicts."""
     chosen: dict[str, Op] = {}
+    dropped: dict[str, str] = {}
     conflicts: dict[str, list[Op]] = {}
-    for name, ops in providers.items():
-        if len(ops) == 1:
-            chosen[name] = ops[0]
-        elif name in prefer:
-            match = [op for op in ops if op.provenance.plugin == prefer[name]]
-            if not match:
-                raise PluginError(
-                    f"config prefers plugin {prefer[name]!r} for op {name!r}, "
-                    "but it is provided only by "
-                    + ", ".join(repr(op.provenance.plugin) for op in ops)
+    todo = list(wanted)
+    while todo:
+        name = todo.pop()
+        if name in chosen or name in dropped or name in conflicts:
+            continue
+        if name not in providers:
+            dropped[name] = "no active plugin provides it"
+            continue
+        op = _pick(name, providers[name], choice)
+        if op is None:
+            conflicts[name] = providers[name]
+            continue
+        chosen[name] = op
+        todo.extend(op.spec.requires)
+    unmet = True
+    while unmet:  # an op whose dependency is missing cannot be differentiated: drop it
+        unmet = False
+        for name, op in list(chosen.items()):
+            if missing := [r for r in op.spec.requires if r in dropped]:
+                dropped[name] = (
+                    f"its backward requires {missing}, which no active plugin provides "
+                    f"({dropped[missing[0]]})"
                 )
-            chosen[name] = match[0]
-        else:
-            conflicts[name] = ops
+                del chosen[name]
+                unmet = True
+    return chosen, dropped, conflicts
+
+
+def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()) -> OpSet:
+    """The op set ``choice`` selects from ``providers``, closed under backward: every op's
+    dependencies (its ``requires`` + `ESSENTIAL`) are pulled in as hidden members of its
+    ``ctx.ops`` even when the set does not show them. An op whose dependency no plugin
+    provides is dropped with a warning; a conflict among needed ops is one `PluginError`."""
+    shown = [n for n in sorted(providers) if choice.shows(n)]
+    wanted = [*ESSENTIAL, *shown, *choice.aliases.values()]
+    chosen, dropped, conflicts = _resolve(providers, wanted, choice)
     if conflicts:
-        raise PluginError(_conflict_message(conflicts))
+        raise PluginError(_conflict_message(conflicts, choice))
     if missing := [n for n in ESSENTIAL if n not in chosen]:
         raise PluginError(
-            f"essential ops {missing} are provided by no active plugin; the built-in plugin "
-            "'builtin' (distribution opgraph) must stay enabled"
+            f"essential ops {missing} are unavailable ({dropped[missing[0]]}); the built-in "
+            "plugin 'builtin' of the opgraph distribution must load"
         )
-    names = sorted(chosen) if select is None else list(select)
-    visible = {n: chosen[n] for n in names}
+    unavailable = {
+        name: f"op {name!r} from {providers[name][0].provenance} was skipped: {dropped[name]}"
+        for name in shown
+        if name in dropped
+    }
+    for message in unavailable.values():
+        print(f"opgraph: warning: {message}", file=sys.stderr)
     for op in chosen.values():
-        deps = {n: chosen[n] for n in (*ESSENTIAL, *op.spec.requires) if n in chosen}
-        if missing := [n for n in op.spec.requires if n not in chosen]:
-            raise PluginError(
-                f"op {op.name!r} from {op.provenance} requires ops {missing} that no active "
-                "plugin provides"
-            )
+        deps = {n: chosen[n] for n in (*ESSENTIAL, *op.spec.requires)}
         op.deps = OpSet(deps, label=f"the declared dependencies of {op.name!r} (requires=...)")
-    return OpSet(visible, label=label)
+    visible = {n: chosen[n] for n in shown if n in chosen}
+    visible.update((alias, chosen[target]) for alias, target in choice.aliases.items())
+    return OpSet(visible, label=choice.label, unavailable=unavailable)
 
 
 _default: OpSet | None = None
-_records: list[PluginRecord] | None = None
 
 
 def plugin_records() -> list[PluginRecord]:
-    """Load every discovered plugin once per process; warn about the failed ones."""
-    global _records
-    if _records is None:
-        _records = [load_plugin(ep) for ep in discover()]
-        for record in _records:
-            if record.status == "failed":
-                warn_failed(record)
-    return _records
+    """Every discovered plugin under the environment's selection (``OPGRAPH_*_PLUGINS``)."""
+    return load_records(Selection.from_env())
 
 
 def default_opset() -> OpSet:
-    """The op set of every installed plugin, built on first use (`opgraph.ops`)."""
+    """The op set of ``OPGRAPH_CONFIG``, else of the packaged default config (every installed
+    plugin), built on first use (`opgraph.ops`); Variable operators dispatch to it."""
     global _default
     if _default is None:
-        providers, rejected = collect(plugin_records())
-        for message in rejected:
-            print(f"opgraph: warning: {message}", file=sys.stderr)
-        _default = build_opset(providers, label="the default op set")
+        from opgraph.config import default_config, load_config
+
+        path = os.environ.get("OPGRAPH_CONFIG")
+        config = load_config(path) if path else default_config()
+        _default = config.build_opset(label="the default op set")
         engine._set_default_ops(_default)
     return _default

@@ -28,15 +28,18 @@ class FakeSite:
         module: str | None = None,
         entry_point: str | None = None,
         version: str = "1.0",
+        requires: tuple[str, ...] = (),
     ) -> str:
-        """Install module ``module`` with ``source`` and an ``opgraph`` entry point to it."""
+        """Install module ``module`` with ``source`` and an ``opgraph`` entry point to it;
+        ``requires`` are the distribution's ``Requires-Dist`` lines."""
         module = module or dist.replace("-", "_")
         entry_point = entry_point or module
         (self.root / f"{module}.py").write_text(textwrap.dedent(source))
         info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
+        requires_dist = "".join(f"Requires-Dist: {r}\n" for r in requires)
         (info / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n"
+            f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n{requires_dist}"
         )
         (info / "entry_points.txt").write_text(f"[opgraph]\n{entry_point} = {module}\n")
         return entry_point
@@ -52,9 +55,8 @@ class FakeSite:
 def reset_registry() -> None:
     """Forget discovered plugins and built op sets, so the next use rediscovers."""
     importlib.invalidate_caches()
-    plugins.discover.cache_clear()
+    plugins.reset()
     registry._default = None
-    registry._records = None
     engine._set_default_ops(engine._DefaultOps())
     sys.modules["opgraph"].__dict__.pop("ops", None)
 
