@@ -1,7 +1,7 @@
 """Ops that pick values by comparing them: abs, maximum/minimum, clip and where.
 
-Each backward routes the output gradient through a constant mask (`opgraph_ops.masks`), so it
-is differentiable again. Ties of maximum/minimum share the gradient equally (half each).
+Each backward routes the output gradient through a constant mask (`opgraph_ops.masks`), so
+it is differentiable again. Ties of maximum/minimum share the gradient equally (half each).
 """
 
 from __future__ import annotations
