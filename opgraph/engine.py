@@ -221,7 +221,16 @@ class Variable:
 class Node:
     """One recorded op call: the backward context (``ctx``) its op's backward receives."""
 
-    __slots__ = ("_output_meta", "_outputs", "attrs", "inputs", "needs_input_grad", "op", "state")
+    __slots__ = (
+        "__weakref__",  # lets tools and tests watch a graph die
+        "_output_meta",
+        "_outputs",
+        "attrs",
+        "inputs",
+        "needs_input_grad",
+        "op",
+        "state",
+    )
 
     def __init__(
         self,
@@ -266,18 +275,22 @@ def _topological_order(root: Node) -> list[Node]:
     One iterative depth-first pass (no recursion limit, no re-sorting); correct for diamonds.
     """
     order: list[Node] = []
-    seen = {id(root)}
+    # a node is marked when expanded, not when pushed: marking on push would let a node
+    # that consumes another's output finish first, and then run its backward too late
+    seen: set[int] = set()
     stack: list[tuple[Node, bool]] = [(root, False)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
             order.append(node)
             continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
         stack.append((node, True))
         for x in node.inputs:
             creator = x.creator
             if creator is not None and id(creator) not in seen:
-                seen.add(id(creator))
                 stack.append((creator, False))
     order.reverse()
     return order
