@@ -47,6 +47,12 @@ def _kept_output(ctx):
 
 
 # --- mean ---
+def _mean_forward(x, axis, keepdims):
+    if x.size == 0:  # numpy would warn and return NaN; max/min/logsumexp fail on their own
+        nonempty_reduction_rule("mean")(x.shape, axis, keepdims)
+    return np.mean(x, axis=axis, keepdims=keepdims)
+
+
 def _mean_backward(ctx, gy):
     (x,) = ctx.inputs
     axes = normalize_axes("mean", ctx.attrs["axis"], x.ndim)
@@ -90,7 +96,7 @@ def _logsumexp_backward(ctx, gy):
 SPECS = [
     OpSpec(
         "mean",
-        lambda x, axis, keepdims: np.mean(x, axis=axis, keepdims=keepdims),
+        _mean_forward,
         nonempty_reduction_rule("mean"),
         _mean_backward,
         attrs=REDUCTION_ATTRS,
