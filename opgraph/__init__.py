@@ -6,6 +6,7 @@ needed (``opgraph.ops``, a Variable operator, ``opgraph check``).
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from opgraph.contract import REQUIRED, Attr, Domain, ErrorInput, OpSpec, Sample, Tolerance
@@ -59,6 +60,7 @@ __all__ = [
     "hookimpl",
     "is_grad_enabled",
     "is_training",
+    "load_opset",
     "no_grad",
     "ops",
     "random_generator",
@@ -66,6 +68,14 @@ __all__ = [
     "test_mode",
     "unbroadcast",
 ]
+
+
+def load_opset(path: str | os.PathLike[str]) -> OpSet:
+    """The op set an op-set config file selects (see docs/config.md); it has the same
+    attribute interface as `opgraph.ops`. Invalid configs raise `ConfigError`."""
+    from opgraph.config import load_config
+
+    return load_config(path).build_opset()
 
 
 def __getattr__(name: str) -> Any:

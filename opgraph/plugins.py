@@ -142,6 +142,12 @@ class Selection:
     def skip_reason(self, ep: EntryPoint) -> str | None:
         """Why ``ep`` must not be imported, or None. The essential plugin always loads."""
         if is_essential(ep):
+            for rule in self.rules:
+                if not rule.allow and rule.matches(ep):
+                    warn_once(
+                        f"{rule.source} names {ep.name!r}, which provides the essential ops; "
+                        "it stays enabled (hide its ops with `ops: {exclude: [...]}`)"
+                    )
             return None
         for rule in self.rules:
             if rule.allow and not rule.matches(ep):
@@ -179,6 +185,7 @@ def reset() -> None:
     discover.cache_clear()
     _loaded.clear()
     _skipped.clear()
+    _warned.clear()
 
 
 def record_for(ep: EntryPoint, selection: Selection) -> PluginRecord:
@@ -260,6 +267,15 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
 
 def disable_hint(name: str) -> str:
     return f"disable it with OPGRAPH_DISABLE_PLUGINS={name} or `plugins: {{disable: [{name}]}}`"
+
+
+_warned: set[str] = set()
+
+
+def warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(f"opgraph: warning: {message}", file=sys.stderr)
 
 
 def warn_broken(record: PluginRecord) -> None:

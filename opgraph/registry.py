@@ -315,6 +315,11 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()
     }
     for message in unavailable.values():
         print(f"opgraph: warning: {message}", file=sys.stderr)
+    unavailable.update(
+        (name, f"{choice.source} does not select it (ops.include / ops.exclude)")
+        for name in providers
+        if name not in shown
+    )
     for op in chosen.values():
         deps = {n: chosen[n] for n in (*ESSENTIAL, *op.spec.requires)}
         op.deps = OpSet(deps, label=f"the declared dependencies of {op.name!r} (requires=...)")

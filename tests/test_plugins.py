@@ -1,0 +1,335 @@
+"""Plugin robustness, with fake installed distributions: isolation, warnings, strict mode,
+enable/disable before import, invalid declarations, conflicts, `opgraph plugins`, tracing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import opgraph
+from opgraph import Variable, cli, plugins, registry
+from opgraph.errors import PluginError
+
+TRIPLE = """
+    from opgraph import OpSpec, hookimpl
+
+    def _backward(ctx, gy):
+        return gy * 3.0
+
+    @hookimpl
+    def opgraph_ops():
+        return [OpSpec(name="triple", forward=lambda x: x * 3, backward=_backward,
+                       shape_rule=lambda x: x)]
+"""
+IMPORT_FAILS = """
+    import opgraph_missing_native_library
+"""
+HOOK_RAISES = """
+    from opgraph import hookimpl
+
+    @hookimpl
+    def opgraph_ops():
+        raise RuntimeError("cannot find the GPU")
+"""
+INVALID = """
+    from opgraph import OpSpec, hookimpl
+
+    @hookimpl
+    def opgraph_ops():
+        return [
+            OpSpec(name="Bad-Name", forward=abs, backward=None, shape_rule=lambda x: x,
+                   nondiff=("x",)),
+            OpSpec(name="no_forward", forward=None, backward=None, shape_rule=lambda x: x,
+                   nondiff=("x",)),
+            OpSpec(name="quad", forward=lambda x: x * 4, backward=lambda ctx, gy: gy * 4.0,
+                   shape_rule=lambda x: x),
+        ]
+"""
+NEEDS_MISSING_OP = """
+    from opgraph import OpSpec, hookimpl
+
+    @hookimpl
+    def opgraph_ops():
+        return [OpSpec(name="wobble", forward=lambda x: x, shape_rule=lambda x: x,
+                       backward=lambda ctx, gy: ctx.ops.unknown_op(gy),
+                       requires=("unknown_op",))]
+"""
+
+
+def imports_marker(path) -> str:
+    """A plugin that records being imported, to prove a disabled plugin never is."""
+    return f"open({str(path)!r}, 'w').write('imported')\n" + textwrap.dedent(TRIPLE)
+
+
+def stderr_lines(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+
+
+def test_a_good_plugin_provides_ops_with_provenance(fake_site):
+    fake_site.add_plugin("triple-ops", TRIPLE, version="2.5")
+    x = Variable(np.array([1.0, 2.0]))
+    y = opgraph.ops.triple(x)
+    y.backward()
+    assert x.grad.data.tolist() == [3.0, 3.0]
+    prov = opgraph.ops.triple.provenance
+    assert (prov.plugin, prov.distribution, prov.version) == ("triple_ops", "triple-ops", "2.5")
+
+
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        (IMPORT_FAILS, "import failed: ModuleNotFoundError"),
+        (HOOK_RAISES, "hook opgraph_ops raised RuntimeError: cannot find the GPU"),
+        ("x = 1\n", "defines no @opgraph.hookimpl opgraph_ops()"),
+    ],
+)
+def test_a_broken_plugin_is_skipped_with_one_warning_and_the_others_load(
+    fake_site, capsys, source, reason
+):
+    fake_site.add_plugin("broken-plugin", source, version="0.3")
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    assert "triple" in opgraph.ops
+    assert "add" in opgraph.ops
+    registry.plugin_records()  # a second look at the plugins does not warn again
+    (warning,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert "plugin 'broken_plugin' from broken-plugin 0.3 is failed" in warning
+    assert reason in warning
+    (record,) = [r for r in registry.plugin_records() if r.name == "broken_plugin"]
+    assert (record.status, record.broken) == ("failed", True)
+
+
+def test_the_warning_says_how_to_disable_the_plugin(fake_site, capsys):
+    fake_site.add_plugin("broken-plugin", IMPORT_FAILS)
+    registry.plugin_records()
+    assert "OPGRAPH_DISABLE_PLUGINS=broken_plugin" in capsys.readouterr().err
+
+
+def test_invalid_declarations_are_rejected_per_op_and_the_rest_loads(fake_site, capsys):
+    fake_site.add_plugin("mixed-ops", INVALID)
+    assert "quad" in opgraph.ops
+    assert "no_forward" not in opgraph.ops
+    warnings = stderr_lines(capsys)
+    assert len(warnings) == 2
+    assert all("plugin 'mixed_ops' from mixed-ops 1.0" in w for w in warnings)
+    assert any("'Bad-Name'" in w and "lowercase identifier" in w for w in warnings)
+    assert any("'no_forward'" in w and "forward must be callable" in w for w in warnings)
+    (record,) = [r for r in registry.plugin_records() if r.name == "mixed_ops"]
+    assert record.status == "active"
+    assert [s.name for s in record.specs] == ["quad"]
+    assert len(record.rejected) == 2
+
+
+def test_an_op_whose_dependency_is_missing_is_dropped_with_its_reason(fake_site, capsys):
+    fake_site.add_plugin("wobble-ops", NEEDS_MISSING_OP)
+    assert "sin" in opgraph.ops
+    with pytest.raises(AttributeError, match=r"wobble.*requires \['unknown_op'\]"):
+        opgraph.ops.wobble  # noqa: B018
+    assert "'wobble'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("order", [("fast-a", "fast-b"), ("fast-b", "fast-a")])
+def test_a_conflict_is_one_error_naming_both_providers_and_the_fix(fake_site, order):
+    versions = {"fast-a": "1.0", "fast-b": "2.0"}
+    for dist in order:
+        fake_site.add_plugin(dist, TRIPLE, version=versions[dist])
+    with pytest.raises(PluginError) as info:
+        opgraph.ops  # noqa: B018
+    message = str(info.value)
+    assert message.count("op 'triple' is provided by") == 1
+    a, b = message.index("fast-a 1.0"), message.index("fast-b 2.0")
+    assert a < b  # by plugin name, never by installation order
+    assert "      triple: fast_a\n" in message
+    assert "      triple: fast_b\n" in message
+    assert "`providers:`" in message
+
+
+def test_the_line_the_conflict_error_suggests_resolves_it(fake_site, tmp_path):
+    fake_site.add_plugin("fast-a", TRIPLE)
+    fake_site.add_plugin("fast-b", TRIPLE)
+    with pytest.raises(PluginError) as info:
+        registry.default_opset()
+    line = next(line for line in str(info.value).splitlines() if "triple: fast_b" in line)
+    config = tmp_path / "pick.yaml"
+    config.write_text(f"providers:\n{line}\n")
+    ops = opgraph.load_opset(config)
+    assert ops.triple.provenance.distribution == "fast-b"
+    config.write_text("providers:\n  triple: fast-a\n")  # the distribution name works too
+    assert opgraph.load_opset(config).triple.provenance.distribution == "fast-a"
+
+
+def test_excluding_a_contested_op_also_resolves_the_conflict(fake_site, tmp_path):
+    fake_site.add_plugin("fast-a", TRIPLE)
+    fake_site.add_plugin("fast-b", TRIPLE)
+    config = tmp_path / "skip.yaml"
+    config.write_text("ops:\n  exclude: [triple]\n")
+    assert "triple" not in opgraph.load_opset(config)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OPGRAPH_DISABLE_PLUGINS", "marked_ops"),
+        ("OPGRAPH_DISABLE_PLUGINS", "other,Marked-Ops"),  # by distribution name
+        ("OPGRAPH_LOAD_PLUGINS", ""),
+        ("OPGRAPH_LOAD_PLUGINS", "triple_ops"),
+    ],
+)
+def test_disabled_plugins_are_never_imported(fake_site, tmp_path, monkeypatch, variable, value):
+    marker = tmp_path / "imported"
+    fake_site.add_plugin("marked-ops", imports_marker(marker), entry_point="marked_ops")
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    monkeypatch.setenv(variable, value)
+    ops = opgraph.ops
+    assert not marker.exists()
+    assert "add" in ops
+    assert ("triple" in ops) == (value != "")  # the other plugin still loads, unless none may
+    (record,) = [r for r in registry.plugin_records() if r.name == "marked_ops"]
+    assert record.status == "disabled"
+    assert variable in record.reason
+
+
+def test_a_config_disables_plugins_before_import(fake_site, tmp_path):
+    marker = tmp_path / "imported"
+    fake_site.add_plugin("marked-ops", imports_marker(marker), entry_point="marked_ops")
+    config = tmp_path / "c.yaml"
+    config.write_text("plugins:\n  disable: [marked-ops]\n")
+    assert "triple" not in opgraph.load_opset(config)
+    config.write_text("plugins:\n  enable: []\n")
+    assert "triple" not in opgraph.load_opset(config)
+    assert not marker.exists()
+    config.write_text("plugins:\n  enable: [marked_ops]\n")
+    assert "triple" in opgraph.load_opset(config)
+    assert marker.exists()
+
+
+def test_the_essential_plugin_cannot_be_disabled_by_accident(fake_site, monkeypatch, capsys):
+    monkeypatch.setenv("OPGRAPH_DISABLE_PLUGINS", "builtin")
+    monkeypatch.setenv("OPGRAPH_LOAD_PLUGINS", "")
+    assert "add" in opgraph.ops
+    assert "provides the essential ops; it stays enabled" in capsys.readouterr().err
+
+
+def test_an_incompatible_plugin_is_not_imported(fake_site, tmp_path, capsys):
+    marker = tmp_path / "imported"
+    fake_site.add_plugin(
+        "future-ops",
+        imports_marker(marker),
+        requires=("numpy", "opgraph >=99", "opgraph <0.1; extra == 'old'"),
+    )
+    (record,) = [r for r in registry.plugin_records() if r.name == "future_ops"]
+    assert record.status == "incompatible"
+    assert record.reason == f"needs opgraph>=99 but opgraph {opgraph.__version__} is installed"
+    assert not marker.exists()
+    assert "is incompatible" in capsys.readouterr().err
+
+
+def test_a_misspelt_hook_makes_the_plugin_incompatible(fake_site):
+    fake_site.add_plugin("typo-ops", TRIPLE.replace("def opgraph_ops", "def opgraph_op"))
+    (record,) = [r for r in registry.plugin_records() if r.name == "typo_ops"]
+    assert record.status == "incompatible"
+    assert "unknown hook 'opgraph_op' (did you mean opgraph_ops?)" in record.reason
+
+
+def test_strict_mode_turns_a_broken_plugin_into_an_error(fake_site, monkeypatch):
+    fake_site.add_plugin("broken-plugin", HOOK_RAISES)
+    monkeypatch.setenv("OPGRAPH_STRICT_PLUGINS", "1")
+    with pytest.raises(registry.StrictPluginError, match="broken_plugin.*cannot find the GPU"):
+        registry.default_opset()
+
+
+def test_strict_mode_also_rejects_invalid_declarations(fake_site, tmp_path):
+    fake_site.add_plugin("mixed-ops", INVALID)
+    config = tmp_path / "strict.yaml"
+    config.write_text("plugins: {strict: true}\n")
+    with pytest.raises(registry.StrictPluginError, match="'Bad-Name'"):
+        opgraph.load_opset(config)
+
+
+def test_entry_points_are_scanned_once_per_process(fake_site, monkeypatch, tmp_path):
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    calls = []
+    real = plugins.entry_points
+    monkeypatch.setattr(plugins, "entry_points", lambda **kw: calls.append(kw) or real(**kw))
+    config = tmp_path / "c.yaml"
+    config.write_text("ops: {include: [triple]}\n")
+    opgraph.ops.triple  # noqa: B018
+    opgraph.load_opset(config)
+    registry.plugin_records()
+    assert calls == [{"group": "opgraph"}]
+
+
+def test_trace_shows_what_each_hook_returned_and_from_whom(fake_site, monkeypatch, capsys):
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    monkeypatch.setenv("OPGRAPH_TRACE_PLUGINS", "1")
+    monkeypatch.setenv("OPGRAPH_DISABLE_PLUGINS", "other")
+    registry.plugin_records()
+    err = capsys.readouterr().err
+    assert "trace: found" in err
+    assert "plugin 'triple_ops' from triple-ops 1.0 loaded in" in err
+    assert "opgraph_ops() returned 1 declarations: triple" in err
+
+
+def test_plugins_command_reports_every_plugin(fake_site, monkeypatch, capsys):
+    fake_site.add_plugin("triple-ops", TRIPLE, version="2.0")
+    fake_site.add_plugin("broken-plugin", IMPORT_FAILS)
+    fake_site.add_plugin("mixed-ops", INVALID)
+    fake_site.add_plugin("future-ops", TRIPLE, requires=("opgraph>=99",))
+    fake_site.add_plugin("off-ops", TRIPLE)
+    monkeypatch.setenv("OPGRAPH_DISABLE_PLUGINS", "off-ops")
+    assert cli.main(["plugins", "--json"]) == cli.EXIT_OK
+    rows = {r["plugin"]: r for r in json.loads(capsys.readouterr().out)["plugins"]}
+    assert rows["triple_ops"] == {
+        "plugin": "triple_ops",
+        "distribution": "triple-ops",
+        "version": "2.0",
+        "entry_point": "triple_ops",
+        "status": "active",
+        "ops": 1,
+        "rejected": [],
+        "reason": None,
+    }
+    assert rows["builtin"]["status"] == "active"
+    assert rows["broken_plugin"]["status"] == "failed"
+    assert "ModuleNotFoundError" in rows["broken_plugin"]["reason"]
+    assert (rows["mixed_ops"]["ops"], len(rows["mixed_ops"]["rejected"])) == (1, 2)
+    assert rows["future_ops"]["status"] == "incompatible"
+    assert rows["off_ops"]["status"] == "disabled"
+    assert cli.main(["plugins"]) == cli.EXIT_OK
+    table = capsys.readouterr().out
+    assert "broken_plugin: import failed: ModuleNotFoundError" in table
+    monkeypatch.setenv("OPGRAPH_STRICT_PLUGINS", "1")
+    assert cli.main(["plugins"]) == cli.EXIT_PLUGIN
+
+
+def test_list_keeps_working_and_names_the_broken_plugin(fake_site, capsys):
+    fake_site.add_plugin("broken-plugin", HOOK_RAISES)
+    assert cli.main(["list"]) == cli.EXIT_OK
+    out, err = capsys.readouterr()
+    assert "sin(x)" in out
+    assert "plugin 'broken_plugin' (broken-plugin) is failed" in err
+
+
+def test_cli_flags_and_exit_codes(fake_site):
+    fake_site.add_plugin("broken-plugin", HOOK_RAISES)
+    fake_site.add_plugin("triple-ops", TRIPLE)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "opgraph.cli", *args],
+            env=fake_site.env,
+            capture_output=True,
+            text=True,
+        )
+
+    strict = run("list", "--strict-plugins")
+    assert strict.returncode == cli.EXIT_PLUGIN
+    assert "broken_plugin" in strict.stderr
+    quiet = run("--no-plugins", "list", "--strict-plugins")  # nothing broken gets imported
+    assert quiet.returncode == cli.EXIT_OK
+    assert "triple(" not in quiet.stdout
+    assert "sin(x)" in quiet.stdout
