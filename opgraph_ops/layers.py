@@ -17,8 +17,7 @@ from opgraph import (
     is_training,
     unbroadcast,
 )
-from opgraph.shapes import broadcast
-from opgraph_ops.elementwise import same_shape
+from opgraph.shapes import fmt_shapes
 from opgraph_ops.masks import constant
 
 
@@ -34,14 +33,17 @@ def _linear_forward(x, w, b=None):
 
 
 def _linear_rule(x, w, b=None):
+    shapes = (x, w) if b is None else (x, w, b)
     if len(w) != 2 or not x or x[-1] != w[0]:
         raise ShapeError(
-            f"linear: x of shape {tuple(x)} and W of shape {tuple(w)}: need W (in, out) and x "
-            "(..., in)"
+            f"linear: shapes {fmt_shapes(shapes)}: need x (..., in), W (in, out) and a bias "
+            "that broadcasts to (out,)"
         )
     out = (*x[:-1], w[1])
-    if b is not None and broadcast("linear", out, b) != out:
-        raise ShapeError(f"linear: bias of shape {tuple(b)} does not broadcast to output {out}")
+    if b is not None and np.broadcast_shapes(out, b) != out:
+        raise ShapeError(
+            f"linear: shapes {fmt_shapes(shapes)}: the bias does not broadcast to the output {out}"
+        )
     return out
 
 
@@ -119,7 +121,7 @@ SPECS = [
     OpSpec(
         "dropout",
         _dropout_forward,
-        same_shape,
+        lambda x, dropout_ratio: x,
         _dropout_backward,
         attrs=(Attr("dropout_ratio", 0.5, _dropout_ratio),),
         stochastic=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from opgraph import Domain, ErrorInput, OpSpec, Sample, ShapeError, unbroadcast
-from opgraph.shapes import broadcast
+from opgraph.shapes import broadcast, fmt_shapes
 from opgraph_ops.masks import constant
 from opgraph_ops.reductions import stable_logsumexp
 
@@ -27,12 +27,19 @@ def _scalar(value, dtype: np.dtype) -> np.ndarray:
 # --- mean_squared_error ---
 def _mse_forward(x0, x1):
     diff = np.subtract(x0, x1)
+    n = _batch_size(diff.shape)
+    if not n:
+        _mse_rule(x0.shape, x1.shape)  # raises: an empty batch has no mean
     flat = diff.ravel()
-    return _scalar(np.dot(flat, flat) / _batch_size(diff.shape), diff.dtype)
+    return _scalar(np.dot(flat, flat) / n, diff.dtype)
 
 
 def _mse_rule(x0, x1):
-    broadcast("mean_squared_error", x0, x1)
+    if _batch_size(broadcast("mean_squared_error", x0, x1)) == 0:
+        raise ShapeError(
+            f"mean_squared_error: shapes {fmt_shapes((x0, x1))} broadcast to an empty batch, "
+            "which has no mean"
+        )
     return ()
 
 
