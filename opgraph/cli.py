@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--config", metavar="FILE", help="apply this config's plugin selection")
     p.set_defaults(func=cmd_plugins)
+    from opgraph.conformance.cli import add_parser as add_check_parser
+
+    add_check_parser(sub)
     _add_plugin_flags(parser, default=False)
     for subparser in sub.choices.values():
         _add_plugin_flags(subparser, default=argparse.SUPPRESS)

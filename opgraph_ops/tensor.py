@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from opgraph import Attr, OpSpec, ShapeError, attrs
+from opgraph import Attr, OpSpec, Sample, ShapeError, attrs
 from opgraph.shapes import broadcast, check_sum_to, normalize_axes, reduce_shape
 
 INTS = ("float64", "float32", "int64")
@@ -153,6 +153,28 @@ def _fit(ops, g, promoted, shape):
     return g if promoted == shape else ops.reshape(g, shape)
 
 
+_MATMUL_SHAPES = (
+    ((2, 3), (3, 4), "matrix @ matrix"),
+    ((3,), (3, 4), "1-D @ matrix"),
+    ((2, 3), (3,), "matrix @ 1-D"),
+    ((3,), (3,), "1-D @ 1-D"),
+    ((2, 2, 3), (3, 4), "batch @ matrix"),
+    ((3, 1, 2, 3), (2, 3, 2), "batch broadcasting both ways"),
+    ((0, 3), (3, 2), "zero rows"),
+)
+
+
+def _matmul_samples(rng, dtype):
+    """Every numpy matmul case: 1-D promotion on either side, batch broadcasting, zero rows."""
+    for a, b, note in _MATMUL_SHAPES:
+        yield Sample(
+            (rng.uniform(-2, 2, a).astype(dtype), rng.uniform(-2, 2, b).astype(dtype)), note=note
+        )
+    a = rng.uniform(-2, 2, (4, 3)).astype(dtype)
+    b = rng.uniform(-2, 2, (2, 4)).astype(dtype)
+    yield Sample((a.T, b.T[::-1]), note="transposed @ reversed-transposed view")
+
+
 def _swap_last(ops, v):
     axes = list(range(v.ndim))
     axes[-2], axes[-1] = axes[-1], axes[-2]
@@ -227,6 +249,7 @@ SPECS = [
         _matmul_backward,
         inputs=("a", "b"),
         kind="custom",
+        sample_inputs=_matmul_samples,
         doc="numpy matmul: 1-D operands promoted, leading dimensions broadcast.",
     ),
 ]

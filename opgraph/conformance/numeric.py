@@ -1,0 +1,126 @@
+"""Central differences in float64, projected or element by element, and the comparison of an
+analytic against a numerical value under a tolerance.
+
+A projection ``v^T J u`` costs two evaluations of the function whatever the tensor sizes; the
+full Jacobian (one column per input element) is only built to explain a failure, or on request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from opgraph.contract import Tolerance
+
+Arrays = Sequence[np.ndarray]
+Function = Callable[[list[np.ndarray]], tuple[np.ndarray, ...]]
+"""Inputs in, outputs out (each output as float64)."""
+
+EPS_FLOAT64 = 1e-6
+EPS_LOW_PRECISION = 1e-3
+"""Step for functions whose float64 evaluation still rounds to a narrower dtype (a cast)."""
+JACOBIAN_LIMIT = 4096
+"""Largest Jacobian (outputs x input elements) rebuilt to explain a failure."""
+
+DEFAULT_TOLERANCES: dict[str, Tolerance] = {
+    "float64": Tolerance(rtol=1e-5, atol=1e-7, reason="central differences in float64"),
+    "float32": Tolerance(rtol=1e-3, atol=1e-5, reason="float32 analytic vs float64 numerical"),
+    "float16": Tolerance(rtol=1e-2, atol=1e-3, reason="float16 analytic vs float64 numerical"),
+}
+
+
+def step_for(outputs: Sequence[np.ndarray]) -> float:
+    """The difference step: small when outputs are float64, larger when they are rounded."""
+    narrow = any(o.dtype.kind == "f" and o.dtype.itemsize < 8 for o in outputs)
+    return EPS_LOW_PRECISION if narrow else EPS_FLOAT64
+
+
+def _shifted(xs: Arrays, k: int, delta: np.ndarray) -> list[np.ndarray]:
+    return [x + delta if j == k else x for j, x in enumerate(xs)]
+
+
+def directional(f: Function, xs: Arrays, k: int, u: np.ndarray, eps: float) -> list[np.ndarray]:
+    """d f(xs) / d xs[k] along ``u``, per output, by central differences."""
+    plus = f(_shifted(xs, k, eps * u))
+    minus = f(_shifted(xs, k, -eps * u))
+    return [(p.astype(np.float64) - m) / (2 * eps) for p, m in zip(plus, minus, strict=True)]
+
+
+def project(outputs: Sequence[np.ndarray], vs: Sequence[np.ndarray]) -> float:
+    """``sum_m <outputs[m], vs[m]>`` in float64."""
+    return float(sum(np.sum(o.astype(np.float64) * v) for o, v in zip(outputs, vs, strict=True)))
+
+
+def numerical_jacobian(f: Function, xs: Arrays, k: int, eps: float) -> np.ndarray:
+    """Rows: every output element (outputs concatenated); columns: elements of ``xs[k]``."""
+    x = xs[k]
+    columns = []
+    for i in range(x.size):
+        e = np.zeros(x.size)
+        e[i] = 1.0
+        columns.append(
+            np.concatenate([d.ravel() for d in directional(f, xs, k, e.reshape(x.shape), eps)])
+        )
+    n_out = sum(o.size for o in f(list(xs)))
+    return np.stack(columns, axis=1) if columns else np.zeros((n_out, 0))
+
+
+def analytic_jacobian(
+    vjp: Callable[[list[np.ndarray]], np.ndarray],
+    output_shapes: Sequence[tuple[int, ...]],
+    n_in: int,
+) -> np.ndarray:
+    """Rows from one vector-Jacobian product per output element (``vjp`` takes cotangents per
+    output and returns the flattened gradient of the input of interest)."""
+    sizes = [int(np.prod(s)) for s in output_shapes]
+    rows = []
+    for m, size in enumerate(sizes):
+        for i in range(size):
+            cotangents = [np.zeros(s) for s in output_shapes]
+            cotangents[m].reshape(-1)[i] = 1.0
+            rows.append(vjp(cotangents))
+    return np.stack(rows) if rows else np.zeros((0, n_in))
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The worst element of a comparison: where, both values, both errors."""
+
+    where: tuple[int, int]
+    analytic: float
+    numerical: float
+    abs_err: float
+    rel_err: float
+    ok: bool
+
+
+def worst_element(analytic: np.ndarray, numerical: np.ndarray, tol: Tolerance) -> Mismatch | None:
+    """The element with the largest excess over the tolerance (None for empty Jacobians)."""
+    if analytic.size == 0:
+        return None
+    with np.errstate(invalid="ignore"):
+        err = np.abs(analytic - numerical)
+        excess = err - (tol.atol + tol.rtol * np.abs(numerical))
+    excess = np.where(np.isnan(excess), np.inf, excess)
+    flat = int(np.argmax(excess))
+    where = np.unravel_index(flat, analytic.shape)
+    a, n = float(analytic[where]), float(numerical[where])
+    abs_err = float(err[where])
+    return Mismatch(
+        (int(where[0]), int(where[1])),
+        a,
+        n,
+        abs_err,
+        abs_err / abs(n) if n else float("inf") if abs_err else 0.0,
+        bool(excess[where] <= 0),
+    )
+
+
+def close(analytic: float, numerical: float, scale: float, tol: Tolerance) -> bool:
+    """Whether a projected derivative matches: ``scale`` bounds the size of the summed terms,
+    so cancellation inside the projection cannot make a correct gradient look wrong."""
+    if not (np.isfinite(analytic) and np.isfinite(numerical)):
+        return False
+    return abs(analytic - numerical) <= tol.atol + tol.rtol * max(scale, abs(numerical))

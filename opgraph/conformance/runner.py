@@ -1,0 +1,186 @@
+"""Run the checks over an op set: one `Result` per op, check and sample, crashes included.
+
+Expected failures from the settings turn a ``fail``/``error`` into ``xfail`` and a ``pass``
+into ``xpass`` (which counts as a failure: the entry is stale and must go).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from opgraph.conformance.checks import CASE_CHECKS, CaseRun, Outcome, check_bad_input, skip
+from opgraph.conformance.samples import BadCase, Case, generate_bad_cases, generate_cases
+from opgraph.conformance.settings import CHECKS, ConformanceSettings
+from opgraph.contract import Tolerance
+from opgraph.op import Op
+
+STATUSES = ("pass", "fail", "skip", "error", "xfail", "xpass")
+FAILING = frozenset({"fail", "error", "xpass"})
+"""Statuses that make a run fail (exit code 1)."""
+
+
+@dataclass(frozen=True)
+class Result:
+    """One check of one op on one sample (``sample`` is None for a check with no sample)."""
+
+    op: str
+    plugin: str
+    check: str
+    status: str
+    sample: int | None
+    sample_desc: str
+    message: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+    tolerance: Tolerance | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILING
+
+
+@dataclass
+class RunReport:
+    """All results of a run, with its size and duration."""
+
+    results: list[Result]
+    ops: int
+    samples: int
+    seconds: float
+    seed: int
+
+    @property
+    def failed(self) -> bool:
+        return any(r.failed for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        totals = dict.fromkeys(STATUSES, 0)
+        for r in self.results:
+            totals[r.status] += 1
+        return totals
+
+
+def selected_checks(settings: ConformanceSettings) -> tuple[str, ...]:
+    """The checks to run, in their stable order."""
+    if settings.checks is None:
+        return CHECKS
+    return tuple(c for c in CHECKS if c in settings.checks)
+
+
+def op_cases(op: Op, settings: ConformanceSettings) -> tuple[list[Case], list[BadCase]]:
+    """The op's samples and its bad-input samples for a run."""
+    cases = generate_cases(op.spec, settings.seed, settings.dtypes, settings.max_samples)
+    bad = generate_bad_cases(op.spec, cases, settings.seed, settings.max_samples)
+    return cases, bad
+
+
+def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) -> Result:
+    return Result(
+        op.name,
+        op.provenance.plugin,
+        check,
+        outcome.status,
+        index,
+        desc,
+        outcome.message,
+        dict(outcome.details),
+        outcome.tolerance,
+    )
+
+
+def apply_expectations(result: Result, settings: ConformanceSettings) -> Result:
+    """Turn the result of a known failure into xfail / xpass."""
+    entry = settings.expected_failure(result.op, result.check)
+    if entry is None or result.status == "skip":
+        return result
+    if result.status in ("fail", "error"):
+        return replace(
+            result, status="xfail", message=f"{result.message} [expected: {entry.reason}]"
+        )
+    scope = f"check {entry.check!r}" if entry.check else "every check"
+    return replace(
+        result,
+        status="xpass",
+        message=f"expected to fail ({entry.reason}) but passed: remove the expected failure of "
+        f"op {entry.op!r} ({scope}) from the config",
+    )
+
+
+def run_case(
+    op: Op, case: Case, checks: Iterable[str], settings: ConformanceSettings
+) -> list[Result]:
+    """Every selected per-sample check of ``op`` on ``case``."""
+    run = CaseRun(op, case, settings)
+    desc = case.describe()
+    return [
+        apply_expectations(_result(op, c, case.index, desc, run.outcome(c)), settings)
+        for c in checks
+        if c in CASE_CHECKS
+    ]
+
+
+def run_bad_inputs(op: Op, bad_cases: list[BadCase], settings: ConformanceSettings) -> list[Result]:
+    """``bad_input`` on each bad sample, or one skip when the op has none."""
+    if not bad_cases:
+        outcome = skip(
+            "the shape rule accepts every generated shape and no error_inputs are declared"
+        )
+        return [apply_expectations(_result(op, "bad_input", None, "", outcome), settings)]
+    return [
+        apply_expectations(
+            _result(op, "bad_input", bad.index, bad.describe(), _guarded_bad_input(op, bad)),
+            settings,
+        )
+        for bad in bad_cases
+    ]
+
+
+def _guarded_bad_input(op: Op, bad: BadCase) -> Outcome:
+    try:
+        return check_bad_input(op, bad)
+    except Exception as exc:  # the check itself must never stop a run
+        return Outcome("error", f"bad_input crashed: {type(exc).__name__}: {exc}")
+
+
+def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> Iterator[Result]:
+    """Results of one op; ``sample`` restricts to that sample index (replay)."""
+    checks = selected_checks(settings)
+    try:
+        cases, bad_cases = op_cases(op, settings)
+    except Exception as exc:
+        outcome = Outcome(
+            "error",
+            f"generating samples crashed: {type(exc).__name__}: {exc} (check the op's "
+            "sample_inputs, error_inputs and Attr examples)",
+        )
+        yield from (_result(op, c, None, "", outcome) for c in checks)
+        return
+    for case in cases:
+        if sample is None or case.index == sample:
+            yield from run_case(op, case, checks, settings)
+    if "bad_input" in checks:
+        chosen = [b for b in bad_cases if sample is None or b.index == sample]
+        if chosen or sample is None:
+            yield from run_bad_inputs(op, chosen, settings)
+
+
+def run(
+    ops: Iterable[Op],
+    settings: ConformanceSettings,
+    sample: int | None = None,
+    progress: Callable[[Op, int, int], None] | None = None,
+) -> RunReport:
+    """Check every op; ``progress(op, i, n)`` is called before each op."""
+    ops = list(ops)
+    start = time.perf_counter()
+    results: list[Result] = []
+    samples = 0
+    for i, op in enumerate(ops):
+        if progress is not None:
+            progress(op, i, len(ops))
+        op_results = list(run_op(op, settings, sample))
+        samples += len({(r.check == "bad_input", r.sample) for r in op_results})
+        results.extend(op_results)
+    return RunReport(results, len(ops), samples, time.perf_counter() - start, settings.seed)
