@@ -75,9 +75,8 @@ def _conv2d_rule(x, w, b=None, *, stride, pad):
 
 def _conv2d_forward(x, w, b=None, *, stride, pad):
     _conv2d_rule(x.shape, w.shape, None if b is None else b.shape, stride=stride, pad=pad)
-    col = im2col_array(
-        x, Window(w.shape[2:], stride, pad), to_matrix=False
-    )  # (N, C, KH, KW, OH, OW)
+    # windows (N, C, KH, KW, OH, OW) contracted with w over C, KH, KW
+    col = im2col_array(x, Window(w.shape[2:], stride, pad), to_matrix=False)
     y = np.tensordot(col, w, ((1, 2, 3), (1, 2, 3)))  # (N, OH, OW, OC)
     return _add_bias(np.ascontiguousarray(y.transpose(0, 3, 1, 2)), b)
 
@@ -102,7 +101,9 @@ def _deconv2d_rule(x, w, b=None, *, stride, pad, outsize):
     kernel = tuple(w[2:])
     smallest = tuple(deconv_outsize(x[2 + k], kernel[k], stride[k], pad[k]) for k in range(2))
     size = smallest if outsize is None else outsize
-    if any(conv_outsize(size[k], kernel[k], stride[k], pad[k]) != x[2 + k] for k in range(2)):
+    if min(size) < 1 or any(
+        conv_outsize(size[k], kernel[k], stride[k], pad[k]) != x[2 + k] for k in range(2)
+    ):
         largest = tuple(smallest[k] + stride[k] - 1 for k in range(2))
         raise shape_error(
             "deconv2d",

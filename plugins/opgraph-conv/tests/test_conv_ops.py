@@ -78,6 +78,11 @@ def test_deconv2d_default_outsize_is_the_smallest_image():
     assert y.shape == (1, 2, 2 * 2 + 3 - 2, 3 * 1 + 2 - 2)
 
 
+def test_deconv2d_rejects_an_empty_output():
+    with pytest.raises(opgraph.ShapeError, match=r"deconv2d.*positive"):
+        opgraph.ops.deconv2d(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 1, 1)), pad=1)
+
+
 def test_conv2d_gradients_are_the_adjoints(rng):
     """<conv2d(x, w), g> is bilinear: its x-gradient is deconv2d(g, w), its w-gradient the
     windows of x weighted by g; checked against the loop reference via finite differences."""
