@@ -16,7 +16,11 @@ from opgraph_ops.reductions import nonempty_reduction_rule, stable_logsumexp
 
 # --- sigmoid ---
 def _sigmoid_forward(x):
-    return np.tanh(x * 0.5) * 0.5 + 0.5  # 1 / (1 + exp(-x)) without overflow warnings
+    """1 / (1 + exp(-x)) as tanh(x / 2) / 2 + 1/2: no overflow for large |x|, one temporary."""
+    y = np.tanh(x * 0.5)
+    y *= 0.5
+    y += 0.5
+    return y
 
 
 def _sigmoid_backward(ctx, gy):
