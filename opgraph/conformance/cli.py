@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import difflib
 import sys
 from pathlib import Path
 from typing import Any
 
+from opgraph.conformance.selection import select_ops
 from opgraph.conformance.settings import CHECKS, ConformanceSettings
 from opgraph.errors import ConfigError
 
@@ -63,29 +63,6 @@ def _load(config_path: str | None) -> _Loaded:
     return _Loaded(config.build_opset(), config.conformance, config.json, config.junit)
 
 
-def _select(opset: Any, names: list[str] | None, plugins: list[str] | None) -> list:
-    """The ops to check; an unknown name is a usage error with suggestions."""
-    ops = list(opset)
-    known = {op.name for op in ops}
-    for name in names or ():
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ConfigError(f"--op {name}: no such op in the op set{hint}")
-    plugin_names = {op.provenance.plugin for op in ops}
-    for plugin in plugins or ():
-        if plugin not in plugin_names:
-            raise ConfigError(
-                f"--plugin {plugin}: no op of the op set comes from it "
-                f"(plugins: {', '.join(sorted(plugin_names))})"
-            )
-    return [
-        op
-        for op in ops
-        if (not names or op.name in names) and (not plugins or op.provenance.plugin in plugins)
-    ]
-
-
 def _replay_options(args: argparse.Namespace) -> list[str]:
     extra = ["--config", args.config] if args.config else []
     return [*extra, "--full-jacobian"] if args.full_jacobian else extra
@@ -101,7 +78,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     try:
         loaded = _load(args.config)
-        ops = _select(loaded.opset, args.op, args.plugin)
+        ops = select_ops(loaded.opset, args.op, args.plugin)
     except ConfigError as exc:
         print(f"opgraph check: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

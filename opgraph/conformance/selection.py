@@ -1,0 +1,35 @@
+"""Which ops of an op set a run checks (``--op`` / ``--plugin``), shared by the CLI and the
+pytest plugin so both reject unknown names the same way."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+from opgraph.errors import ConfigError
+from opgraph.op import Op
+
+
+def select_ops(
+    opset: Iterable[Op], names: Sequence[str] | None = None, plugins: Sequence[str] | None = None
+) -> list[Op]:
+    """The ops to check; an unknown name is a usage error with suggestions."""
+    ops = list(opset)
+    known = {op.name for op in ops}
+    for name in names or ():
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConfigError(f"--op {name}: no such op in the op set{hint}")
+    plugin_names = {op.provenance.plugin for op in ops}
+    for plugin in plugins or ():
+        if plugin not in plugin_names:
+            raise ConfigError(
+                f"--plugin {plugin}: no op of the op set comes from it "
+                f"(plugins: {', '.join(sorted(plugin_names))})"
+            )
+    return [
+        op
+        for op in ops
+        if (not names or op.name in names) and (not plugins or op.provenance.plugin in plugins)
+    ]

@@ -1,0 +1,162 @@
+"""The conformance checks as pytest tests, for the CI of opgraph and of any op package.
+
+Two ways in, both giving test IDs ``[op-check-sample]`` (e.g. ``[sin-grad_shape-2]``):
+
+- ``pytest -p opgraph.testing`` (or ``pytest_plugins = ["opgraph.testing"]``) adds items
+  ``conformance[...]`` for the op set, selected with ``--opgraph-config FILE``,
+  ``--opgraph-op NAME``, ``--opgraph-plugin NAME`` (both repeatable) and ``--opgraph-seed N``;
+- in a test module of an op package, one line::
+
+      test_conformance = conformance_suite(plugins=("conv",))
+
+Each (op, sample) runs all its checks once, on first use; every check then becomes its own
+test: a failure shows the same details and replay command as ``opgraph check``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+
+from opgraph.conformance.report import failure_details
+from opgraph.conformance.runner import Result, op_cases, run_bad_inputs, run_case, selected_checks
+from opgraph.conformance.selection import select_ops
+from opgraph.errors import ConfigError
+
+Param = tuple[str, str, "int | None"]
+
+
+class ConformanceSuite:
+    """The op set, its samples and (lazily, memoised) the results, for one test session."""
+
+    def __init__(
+        self,
+        config: str | None = None,
+        ops: Iterable[str] | None = None,
+        plugins: Iterable[str] | None = None,
+        seed: int | None = None,
+    ) -> None:
+        from opgraph.config import default_config, load_config
+
+        loaded = load_config(config) if config else default_config()
+        self.settings = loaded.conformance
+        if seed is not None:
+            self.settings = dataclasses.replace(self.settings, seed=seed)
+        self.extra = ["--config", str(config)] if config else []
+        names, plugin_names = list(ops or ()), list(plugins or ())
+        chosen = select_ops(loaded.build_opset(), names or None, plugin_names or None)
+        self.ops = {op.name: op for op in chosen}
+        self.cases = {op.name: op_cases(op, self.settings) for op in chosen}
+        self._results: dict[tuple[str, str, int | None], Result] = {}
+
+    def params(self) -> list[Param]:
+        """(op, check, sample) for every test, in report order."""
+        checks = selected_checks(self.settings)
+        params: list[Param] = []
+        for name, (cases, bad_cases) in self.cases.items():
+            params += [(name, c, case.index) for case in cases for c in checks if c != "bad_input"]
+            if "bad_input" in checks:
+                params += [(name, "bad_input", b.index) for b in bad_cases] or [
+                    (name, "bad_input", None)
+                ]
+        return params
+
+    def result(self, op_name: str, check: str, sample: int | None) -> Result:
+        key = (op_name, check, sample)
+        if key not in self._results:
+            self._run(op_name, check, sample)
+        return self._results[key]
+
+    def _run(self, op_name: str, check: str, sample: int | None) -> None:
+        op = self.ops[op_name]
+        cases, bad_cases = self.cases[op_name]
+        if check == "bad_input":
+            results = run_bad_inputs(op, bad_cases, self.settings)
+        else:
+            case = next(c for c in cases if c.index == sample)
+            results = run_case(op, case, selected_checks(self.settings), self.settings)
+        self._results.update(((r.op, r.check, r.sample), r) for r in results)
+
+    def verify(self, param: Param) -> None:
+        """Turn one result into a pytest outcome."""
+        result = self.result(*param)
+        if result.status == "skip":
+            pytest.skip(result.message)
+        if result.status == "xfail":
+            pytest.xfail(result.message)
+        if result.failed:
+            pytest.fail(failure_details(result, self.settings.seed, self.extra), pytrace=False)
+
+
+def param_id(param: Param) -> str:
+    op, check, sample = param
+    return f"{op}-{check}" if sample is None else f"{op}-{check}-{sample}"
+
+
+def conformance_suite(
+    plugins: Iterable[str] | None = None,
+    ops: Iterable[str] | None = None,
+    config: str | None = None,
+    seed: int | None = None,
+) -> Callable[..., None]:
+    """A parametrized test function checking the chosen ops (all of ``plugins`` and ``ops``;
+    everything in the config when both are None)."""
+    suite = ConformanceSuite(config, ops, plugins, seed)
+    params = suite.params()
+
+    @pytest.mark.parametrize("conformance_case", params, ids=[param_id(p) for p in params])
+    def test_conformance(conformance_case: Param) -> None:
+        suite.verify(conformance_case)
+
+    return test_conformance
+
+
+# --- the opt-in plugin (-p opgraph.testing) ---
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opgraph", "opgraph conformance checks")
+    group.addoption("--opgraph-config", metavar="FILE", help="op-set config to check")
+    group.addoption("--opgraph-op", action="append", metavar="NAME", help="only this op")
+    group.addoption(
+        "--opgraph-plugin", action="append", metavar="NAME", help="only this plugin's ops"
+    )
+    group.addoption("--opgraph-seed", type=int, metavar="N", help="sample seed")
+
+
+class ConformanceItem(pytest.Item):
+    """One check of one op on one sample."""
+
+    def __init__(self, *, suite: ConformanceSuite, param: Param, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.param = param
+
+    def runtest(self) -> None:
+        self.suite.verify(self.param)
+
+    def reportinfo(self) -> tuple[Any, int, str]:
+        return self.path, 0, self.name
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Add the conformance items before selection (``-k``) and reporting see the list."""
+    try:
+        suite = ConformanceSuite(
+            config.getoption("opgraph_config"),
+            config.getoption("opgraph_op"),
+            config.getoption("opgraph_plugin"),
+            config.getoption("opgraph_seed"),
+        )
+    except ConfigError as exc:
+        raise pytest.UsageError(f"opgraph.testing: {exc}") from None
+    items.extend(
+        ConformanceItem.from_parent(
+            session, name=f"conformance[{param_id(p)}]", suite=suite, param=p
+        )
+        for p in suite.params()
+    )
