@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,20 +195,21 @@ class MapOf(_Mapping):
         for name, key_node, value_node in _mapping_entries(node, key, r):
             path = f"{key}.{name}"
             r.marks[path] = r.where(key_node)
-            out[name] = self.value.read(value_node, path, r)
+            if (item := self.value.read(value_node, path, r)) is not None:
+                out[name] = item
         return out
 
 
 class Record(_Mapping):
     """A mapping with fixed keys; an unknown key is an error with the closest valid one.
-    A key set to null counts as absent."""
+    A key set to null counts as absent; an invalid value is reported and left out."""
 
     def __init__(self, fields: Mapping[str, _Type], required: Iterable[str] = ()) -> None:
         self.fields = dict(fields)
         self.required = tuple(required)
 
     def convert(self, node: Any, key: str, value: Any, r: _Reader) -> Any:
-        out = {}
+        out, present = {}, set()
         for name, key_node, value_node in _mapping_entries(node, key, r):
             path = f"{key}.{name}".lstrip(".")
             r.marks[path] = r.where(key_node)
@@ -216,9 +218,11 @@ class Record(_Mapping):
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 r.error(key_node, path, f"unknown key; {hint}(valid: {', '.join(self.fields)})")
             elif value_node.tag != NULL_TAG:
-                out[name] = self.fields[name].read(value_node, path, r)
+                present.add(name)
+                if (item := self.fields[name].read(value_node, path, r)) is not None:
+                    out[name] = item
         for name in self.required:
-            if name not in out:
+            if name not in present:
                 r.error(node, key, f"missing required key {name!r}")
         return out
 
@@ -277,8 +281,9 @@ def schema_keys(schema: _Type = SCHEMA, prefix: str = "") -> Iterable[str]:
         yield from schema_keys(schema.item, f"{prefix}[]")
 
 
-def _parse(text: str, source: str) -> tuple[dict, dict[str, str]]:
-    """The validated tree of a config text and where each key is; ConfigError lists problems."""
+def _parse(text: str, source: str) -> tuple[dict, _Reader]:
+    """The tree of a config text (invalid values left out) and the reader holding the problems
+    and where each key is. Malformed YAML raises ConfigError at once."""
     import yaml
 
     loader = yaml.SafeLoader(text)
@@ -287,19 +292,33 @@ def _parse(text: str, source: str) -> tuple[dict, dict[str, str]]:
         reader = _Reader(source, loader)
         tree = {} if node is None else SCHEMA.read(node, "", reader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        at = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        raise ConfigError(f"{at}: not valid YAML: {exc.problem or exc}") from None
+        raise ConfigError(_yaml_error(exc, source)) from None
     finally:
         loader.dispose()
-    if reader.errors:
-        raise ConfigError(_errors_message(source, reader.errors))
-    return tree or {}, reader.marks
+    return tree or {}, reader
+
+
+def _yaml_error(exc: Any, source: str) -> str:
+    def at(mark: Any) -> str:
+        return f"{source}:{mark.line + 1}:{mark.column + 1}"
+
+    mark = exc.problem_mark or exc.context_mark
+    message = f"{at(mark) if mark else source}: not valid YAML: {exc.problem or exc}"
+    if exc.context and exc.context_mark:
+        message += f" ({exc.context} at {at(exc.context_mark)})"
+    return message
 
 
 def _errors_message(source: str, errors: list[str]) -> str:
+    """Every problem, in file order."""
+
+    def position(error: str) -> tuple[int, ...]:
+        m = re.match(rf"{re.escape(source)}:(\d+):(\d+):", error)
+        return (int(m[1]), int(m[2])) if m else (0, 0)
+
     head = f"invalid op-set config {source} ({len(errors)} problem{'s' * (len(errors) > 1)}):"
-    return "\n  ".join([head, *errors]) + "\n(every key is described in docs/config.md)"
+    lines = [head, *sorted(errors, key=position)]
+    return "\n  ".join(lines) + "\n(every key is described in docs/config.md)"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -316,14 +335,12 @@ class Config:
     """A validated op-set config. ``build_opset()`` loads the plugins it allows and builds its
     op set once; ``conformance`` is checked against that op set."""
 
-    def __init__(
-        self, tree: Mapping[str, Any], marks: Mapping[str, str], source: str, path: Path | None
-    ) -> None:
+    def __init__(self, tree: Mapping[str, Any], reader: _Reader, path: Path | None) -> None:
         self.path = path
-        self.source = source
+        self.source = reader.source
         self._tree = tree
-        self._marks = marks
-        self._errors: list[str] = []
+        self._marks = reader.marks
+        self._errors: list[str] = list(reader.errors)  # reported with the checks below
         plugins = tree.get("plugins", {})
         ops = tree.get("ops", {})
         report = tree.get("report", {})
@@ -332,7 +349,7 @@ class Config:
         self.strict = bool(plugins.get("strict", False))
         self.requires = [
             _Required(req, self._at(f"plugins.require[{i}]"))
-            for i, text in enumerate(plugins.get("require", []))
+            for i, text in _valid(plugins.get("require", []))
             if (req := self._requirement(text, f"plugins.require[{i}]"))
         ]
         self.include: list[str] = ops.get("include", ["*"])
@@ -377,7 +394,7 @@ class Config:
         from opgraph.conformance.settings import CHECKS
         from opgraph.plugins import ESSENTIAL_DISTRIBUTION
 
-        for i, name in enumerate(self.disable):
+        for i, name in _valid(self.disable):
             if canonical_name(name) in (ESSENTIAL_DISTRIBUTION, "builtin"):
                 self._problem(
                     f"plugins.disable[{i}]",
@@ -390,17 +407,15 @@ class Config:
             if alias == target:
                 self._problem(f"ops.aliases.{alias}", "an alias must differ from the op name")
         conformance = self._tree.get("conformance", {})
-        for i, check in enumerate(conformance.get("checks", [])):
+        for i, check in _valid(conformance.get("checks", [])):
             if check not in CHECKS:
                 self._unknown(f"conformance.checks[{i}]", "check", check, CHECKS)
-        for i, entry in enumerate(conformance.get("expected_failures", [])):
+        for i, entry in _valid(conformance.get("expected_failures", [])):
             if entry.get("check") is not None and entry["check"] not in CHECKS:
                 self._unknown(
                     f"conformance.expected_failures[{i}].check", "check", entry["check"], CHECKS
                 )
-        dtypes = [
-            (f"conformance.dtypes[{i}]", d) for i, d in enumerate(conformance.get("dtypes", []))
-        ]
+        dtypes = [(f"conformance.dtypes[{i}]", d) for i, d in _valid(conformance.get("dtypes", []))]
         dtypes += [
             (f"conformance.tolerances.{op}.{dtype}", dtype)
             for op, by_dtype in conformance.get("tolerances", {}).items()
@@ -579,6 +594,11 @@ class Config:
         return f"<opgraph config {self.source}>"
 
 
+def _valid(items: list) -> Iterable[tuple[int, Any]]:
+    """(index, item) of the list items that passed the schema (invalid ones are None)."""
+    return ((i, item) for i, item in enumerate(items) if item is not None)
+
+
 def _is_dtype_name(name: str) -> bool:
     import numpy as np
 
@@ -605,8 +625,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def _from_text(text: str, source: str, path: Path | None) -> Config:
-    tree, marks = _parse(text, source)
-    return Config(tree, marks, source, path)
+    tree, reader = _parse(text, source)
+    return Config(tree, reader, path)
 
 
 def default_config() -> Config:

@@ -32,6 +32,7 @@ ESSENTIAL = (
     "broadcast_to",
     "sum_to",
     "astype",
+    "get_item",
 )
 """Ops the engine itself dispatches to (Variable operators and methods, `unbroadcast`): always
 in every op set, hidden when a config does not show them, and their plugin is never disabled."""
@@ -325,7 +326,12 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()
         op.deps = OpSet(deps, label=f"the declared dependencies of {op.name!r} (requires=...)")
     visible = {n: chosen[n] for n in shown if n in chosen}
     visible.update((alias, chosen[target]) for alias, target in choice.aliases.items())
-    return OpSet(visible, label=choice.label, unavailable=unavailable)
+    opset = OpSet(visible, label=choice.label, unavailable=unavailable)
+    essential = OpSet(
+        {n: chosen[n] for n in ESSENTIAL}, label=f"the essential ops of {choice.label}"
+    )
+    object.__setattr__(opset, "_essential", essential)
+    return opset
 
 
 _default: OpSet | None = None
@@ -338,7 +344,8 @@ def plugin_records() -> list[PluginRecord]:
 
 def default_opset() -> OpSet:
     """The op set of ``OPGRAPH_CONFIG``, else of the packaged default config (every installed
-    plugin), built on first use (`opgraph.ops`); Variable operators dispatch to it."""
+    plugin), built on first use (`opgraph.ops`); Variable operators dispatch to its essential
+    ops (shown or not)."""
     global _default
     if _default is None:
         from opgraph.config import default_config, load_config
@@ -346,5 +353,5 @@ def default_opset() -> OpSet:
         path = os.environ.get("OPGRAPH_CONFIG")
         config = load_config(path) if path else default_config()
         _default = config.build_opset(label="the default op set")
-        engine._set_default_ops(_default)
+        engine._set_default_ops(_default._essential)
     return _default

@@ -4,15 +4,17 @@ enable/disable before import, invalid declarations, conflicts, `opgraph plugins`
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import opgraph
-from opgraph import Variable, cli, plugins, registry
+from opgraph import Variable, cli, engine, plugins, registry
 from opgraph.errors import PluginError
 
 TRIPLE = """
@@ -334,3 +336,9 @@ def test_cli_flags_and_exit_codes(fake_site):
     assert quiet.returncode == cli.EXIT_OK
     assert "triple(" not in quiet.stdout
     assert "sin(x)" in quiet.stdout
+
+
+def test_every_op_the_engine_dispatches_to_is_essential():
+    used = set(re.findall(r"\b_ops\.([a-z_]+)", Path(engine.__file__).read_text()))
+    assert used
+    assert used <= set(registry.ESSENTIAL), "add these to registry.ESSENTIAL"
