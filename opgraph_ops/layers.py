@@ -48,16 +48,20 @@ def _linear_rule(x, w, b=None):
 
 
 def _linear_backward(ctx, gy):
+    """Products only for the inputs that need a gradient: a first layer's data x is a constant,
+    and its gradient would cost as much as the forward."""
     ops = ctx.ops
     x, w, *b = ctx.inputs
-    gx = ops.matmul(gy, ops.transpose(w))
-    if x.ndim == 2:
+    need_x, need_w, *need_b = ctx.needs_input_grad
+    gx = unbroadcast(ops.matmul(gy, ops.transpose(w)), x) if need_x else None
+    gw = None
+    if need_w and x.ndim == 2:
         gw = ops.matmul(ops.transpose(x), gy)
-    else:  # batch axes: flatten them, then one matrix product
+    elif need_w:  # batch axes: flatten them, then one matrix product
         flat_x = ops.reshape(x, (-1, x.shape[-1]))
         gw = ops.matmul(ops.transpose(flat_x), ops.reshape(gy, (-1, gy.shape[-1])))
-    grads = (unbroadcast(gx, x), unbroadcast(gw, w))
-    return (*grads, unbroadcast(gy, b[0])) if b else grads
+    grads = (gx, None if gw is None else unbroadcast(gw, w))
+    return (*grads, unbroadcast(gy, b[0]) if need_b[0] else None) if b else grads
 
 
 def _linear_samples(rng: np.random.Generator, dtype: np.dtype):
