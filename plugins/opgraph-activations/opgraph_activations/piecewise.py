@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opgraph import Attr, Domain, OpSpec, attrs
+from opgraph import Attr, Domain, ErrorInput, OpArgumentError, OpSpec, attrs
 from opgraph_activations.smooth import same_shape
 
 HARD_SLOPE = 0.2  # Chainer's hard_sigmoid: clip(0.2 * x + 0.5, 0, 1)
@@ -23,6 +23,10 @@ def _alpha(value):
 
 def _elu_forward(x, alpha):
     return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+
+
+def _elu_errors():
+    yield ErrorInput((np.zeros(3),), {"alpha": "big"}, OpArgumentError, "elu.*alpha")
 
 
 def _elu_backward(ctx, gy):
@@ -52,6 +56,7 @@ SPECS = [
         _elu_backward,
         attrs=(Attr("alpha", 1.0, _alpha, examples=lambda shapes: (1.0, 0.5), doc="scale"),),
         domain=Domain(avoid=(0.0,)),
+        error_inputs=_elu_errors,
         doc="x for x > 0, alpha * (exp(x) - 1) otherwise.",
     ),
     OpSpec(
