@@ -263,3 +263,11 @@ def test_labels_out_of_range_are_rejected():
         ops.softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
     with pytest.raises(ValueError, match=r"x_min=1\.0 is greater than x_max=-1\.0"):
         ops.clip(np.zeros(2), 1.0, -1.0)
+
+
+def test_linear_on_constant_data_gives_only_parameter_gradients():
+    x = rng.normal(size=(4, 3))
+    w, b = Variable(rng.normal(size=(3, 2))), Variable(np.zeros(2))
+    ops.linear(x, w, b).sum().backward()
+    np.testing.assert_allclose(w.grad.data, np.repeat(x.sum(axis=0)[:, None], 2, axis=1))
+    np.testing.assert_array_equal(b.grad.data, [4.0, 4.0])
