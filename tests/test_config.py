@@ -377,3 +377,12 @@ def test_every_plugin_environment_variable_is_documented():
     source = (ROOT / "opgraph" / "plugins.py").read_text()
     for variable in set(re.findall(r"OPGRAPH_[A-Z_]+", source)):
         assert f"`{variable}" in docs, variable
+
+
+def test_the_documented_example_is_a_valid_config(tmp_path):
+    docs = (ROOT / "docs" / "config.md").read_text()
+    (example,) = re.findall(r"```yaml\n(.*?)```", docs, re.DOTALL)
+    path = tmp_path / "example.yaml"
+    path.write_text(example)
+    cfg = config.load_config(path)  # the schema; what it names depends on what is installed
+    assert cfg.exclude == ["im2col", "col2im"]
