@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from opgraph.conformance.report import failure_details
-from opgraph.conformance.runner import Result, op_cases, run_bad_inputs, run_case, selected_checks
+from opgraph.conformance.runner import Result, op_cases, run_op, selected_checks
 from opgraph.conformance.selection import select_ops
 from opgraph.errors import ConfigError
 
@@ -67,17 +67,12 @@ class ConformanceSuite:
     def result(self, op_name: str, check: str, sample: int | None) -> Result:
         key = (op_name, check, sample)
         if key not in self._results:
-            self._run(op_name, check, sample)
+            self._run(op_name)
         return self._results[key]
 
-    def _run(self, op_name: str, check: str, sample: int | None) -> None:
-        op = self.ops[op_name]
-        cases, bad_cases = self.cases[op_name]
-        if check == "bad_input":
-            results = run_bad_inputs(op, bad_cases, self.settings)
-        else:
-            case = next(c for c in cases if c.index == sample)
-            results = run_case(op, case, selected_checks(self.settings), self.settings)
+    def _run(self, op_name: str) -> None:
+        """All results of one op at once: expected failures are judged over the whole op."""
+        results = run_op(self.ops[op_name], self.settings)
         self._results.update(((r.op, r.check, r.sample), r) for r in results)
 
     def verify(self, param: Param) -> None:

@@ -139,7 +139,7 @@ class CaseRun:
 
         def f(arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
             with no_grad():
-                return tuple(y.data for y in self.call([Variable(a) for a in arrays]))
+                return tuple(y.data for y in self.call([Variable(a.copy()) for a in arrays]))
 
         return f
 
@@ -553,7 +553,7 @@ class _SecondOrder:
         self.ws = {k: self.rng.standard_normal(x64[k].shape) for k in self.inputs}
 
     def evaluate(self, arrays: list[np.ndarray], create_graph: bool) -> tuple[Any, list[Variable]]:
-        xs = [Variable(a) for a in arrays]
+        xs = [Variable(a.copy()) for a in arrays]  # a mutating forward must not move the point
         outputs = self.run.call(xs)
         total = None
         for y, v in zip(outputs, self.vs, strict=True):

@@ -90,22 +90,32 @@ def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) 
     )
 
 
-def apply_expectations(result: Result, settings: ConformanceSettings) -> Result:
-    """Turn the result of a known failure into xfail / xpass."""
-    entry = settings.expected_failure(result.op, result.check)
-    if entry is None or result.status == "skip":
-        return result
-    if result.status in ("fail", "error"):
-        return replace(
-            result, status="xfail", message=f"{result.message} [expected: {entry.reason}]"
-        )
-    scope = f"check {entry.check!r}" if entry.check else "every check"
-    return replace(
-        result,
-        status="xpass",
-        message=f"expected to fail ({entry.reason}) but passed: remove the expected failure of "
-        f"op {entry.op!r} ({scope}) from the config",
-    )
+def apply_expectations(results: list[Result], settings: ConformanceSettings) -> list[Result]:
+    """Known failures of one op's results: each failing result an entry covers becomes xfail;
+    when nothing it covers failed, its passes become xpass (the entry is stale)."""
+    out = list(results)
+    for entry in settings.expected_failures:
+        covered = [
+            i
+            for i, r in enumerate(out)
+            if r.op == entry.op and entry.check in (None, r.check) and r.status != "skip"
+        ]
+        if any(out[i].status in ("fail", "error") for i in covered):
+            for i in covered:
+                if out[i].status in ("fail", "error"):
+                    note = f"{out[i].message} [expected failure: {entry.reason}]"
+                    out[i] = replace(out[i], status="xfail", message=note)
+            continue
+        scope = f"check {entry.check!r}" if entry.check else "every check"
+        for i in covered:
+            if out[i].status == "pass":
+                out[i] = replace(
+                    out[i],
+                    status="xpass",
+                    message=f"expected to fail ({entry.reason}) but passed: remove the expected "
+                    f"failure of op {entry.op!r} ({scope}) from the config",
+                )
+    return out
 
 
 def run_case(
@@ -114,11 +124,7 @@ def run_case(
     """Every selected per-sample check of ``op`` on ``case``."""
     run = CaseRun(op, case, settings)
     desc = case.describe()
-    return [
-        apply_expectations(_result(op, c, case.index, desc, run.outcome(c)), settings)
-        for c in checks
-        if c in CASE_CHECKS
-    ]
+    return [_result(op, c, case.index, desc, run.outcome(c)) for c in checks if c in CASE_CHECKS]
 
 
 def run_bad_inputs(op: Op, bad_cases: list[BadCase], settings: ConformanceSettings) -> list[Result]:
@@ -127,12 +133,9 @@ def run_bad_inputs(op: Op, bad_cases: list[BadCase], settings: ConformanceSettin
         outcome = skip(
             "the shape rule accepts every generated shape and no error_inputs are declared"
         )
-        return [apply_expectations(_result(op, "bad_input", None, "", outcome), settings)]
+        return [_result(op, "bad_input", None, "", outcome)]
     return [
-        apply_expectations(
-            _result(op, "bad_input", bad.index, bad.describe(), _guarded_bad_input(op, bad)),
-            settings,
-        )
+        _result(op, "bad_input", bad.index, bad.describe(), _guarded_bad_input(op, bad))
         for bad in bad_cases
     ]
 
@@ -144,8 +147,13 @@ def _guarded_bad_input(op: Op, bad: BadCase) -> Outcome:
         return Outcome("error", f"bad_input crashed: {type(exc).__name__}: {exc}")
 
 
-def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> Iterator[Result]:
-    """Results of one op; ``sample`` restricts to that sample index (replay)."""
+def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> list[Result]:
+    """Results of one op, known failures applied; ``sample`` restricts to that sample index
+    (replay)."""
+    return apply_expectations(list(_op_results(op, settings, sample)), settings)
+
+
+def _op_results(op: Op, settings: ConformanceSettings, sample: int | None) -> Iterator[Result]:
     checks = selected_checks(settings)
     try:
         cases, bad_cases = op_cases(op, settings)
@@ -180,7 +188,7 @@ def run(
     for i, op in enumerate(ops):
         if progress is not None:
             progress(op, i, len(ops))
-        op_results = list(run_op(op, settings, sample))
+        op_results = run_op(op, settings, sample)
         samples += len({(r.check == "bad_input", r.sample) for r in op_results})
         results.extend(op_results)
     return RunReport(results, len(ops), samples, time.perf_counter() - start, settings.seed)
