@@ -74,10 +74,10 @@ def _conv2d_rule(x, w, b=None, *, stride, pad):
 
 
 def _conv2d_forward(x, w, b=None, *, stride, pad):
-    _conv2d_rule(x.shape, w.shape, None if b is None else b.shape, stride=stride, pad=pad)
-    # windows (N, C, KH, KW, OH, OW) contracted with w over C, KH, KW
-    col = im2col_array(x, Window(w.shape[2:], stride, pad), to_matrix=False)
-    y = np.tensordot(col, w, ((1, 2, 3), (1, 2, 3)))  # (N, OH, OW, OC)
+    bias_shape = None if b is None else b.shape
+    n, _, oh, ow = _conv2d_rule(x.shape, w.shape, bias_shape, stride=stride, pad=pad)
+    col = im2col_array(x, Window(w.shape[2:], stride, pad), to_matrix=True)  # (N*OH*OW, CKK)
+    y = (col @ w.reshape(len(w), -1).T).reshape(n, oh, ow, -1)
     return _add_bias(np.ascontiguousarray(y.transpose(0, 3, 1, 2)), b)
 
 
@@ -119,8 +119,11 @@ def _deconv2d_forward(x, w, b=None, *, stride, pad, outsize):
     shape = _deconv2d_rule(
         x.shape, w.shape, None if b is None else b.shape, stride=stride, pad=pad, outsize=outsize
     )
-    col = np.moveaxis(np.tensordot(w, x, (0, 1)), 3, 0)  # (N, OC, KH, KW, H, W)
-    return _add_bias(col2im_array(col, shape, Window(w.shape[2:], stride, pad), to_matrix=False), b)
+    # every input pixel's weighted kernel, as the (N*H*W, OC*KH*KW) columns of the output
+    n, c, h, wd = x.shape
+    col = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c) @ w.reshape(c, -1)
+    window = Window(w.shape[2:], stride, pad)
+    return _add_bias(col2im_array(col, shape, window, to_matrix=True), b)
 
 
 def _deconv2d_backward(ctx, gy):
