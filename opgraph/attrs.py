@@ -49,10 +49,12 @@ def flag(value: Any) -> bool:
     return bool(value)
 
 
-def number(value: Any) -> float:
+def number(value: Any) -> int | float:
+    """A real number as a Python int or float: Python numbers adapt to the array's dtype,
+    whereas a numpy scalar such as np.float64 would upcast a float32 input."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"expected a real number, got {type(value).__name__}")
-    return value
+    return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
 def dtype(value: Any) -> np.dtype:
