@@ -1,0 +1,117 @@
+"""`opgraph check` (exit codes, reports, exact replay) and the pytest plugin `opgraph.testing`."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import textwrap
+from xml.etree import ElementTree as ET
+
+import pytest
+
+from opgraph.cli import main
+from opgraph.conformance.settings import CHECKS
+from tests.test_conformance import install_faulty
+
+
+def test_check_passes_on_builtin_ops_and_writes_reports(tmp_path, capsys):
+    out_json, out_xml = tmp_path / "r.json", tmp_path / "r.xml"
+    code = main(
+        ["check", "--op", "sin", "--op", "add", "--json", str(out_json), "--junit", str(out_xml)]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines()[0].split()[:2] == ["op", "shape_rule"]
+    assert "[1/2] add (builtin)" in captured.err  # progress goes to stderr
+    payload = json.loads(out_json.read_text())
+    summary = payload["summary"]
+    assert summary["ops"] == 2 and summary["fail"] == 0 and summary["failed"] is False
+    assert summary["samples"] > 0 and summary["seconds"] >= 0
+    row = payload["results"][0]
+    assert set(row) >= {"op", "plugin", "check", "status", "sample", "message", "replay"}
+    assert {r["check"] for r in payload["results"]} == set(CHECKS)
+    suites = ET.parse(out_xml).getroot()
+    assert {s.get("name") for s in suites} == {"add", "sin"}
+    assert sum(int(s.get("tests")) for s in suites) == len(payload["results"])
+
+
+def test_check_fails_with_details_and_the_replay_is_exact(fake_site, tmp_path, capsys):
+    install_faulty(fake_site)
+    out_json = tmp_path / "r.json"
+    assert main(["check", "--plugin", "faulty", "--seed", "5", "--json", str(out_json)]) == 1
+    text = capsys.readouterr().out
+    assert "FAIL faulty_unbroadcast · grad_shape · plugin 'faulty'" in text
+    assert "did not reduce the gradient of input" in text
+    failures = [r for r in json.loads(out_json.read_text())["results"] if r["status"] == "fail"]
+    wanted = next(r for r in failures if r["check"] == "grad_value")
+    assert "--seed 5" in wanted["replay"]
+    replay_json = tmp_path / "replay.json"
+    argv = [*shlex.split(wanted["replay"])[1:], "--json", str(replay_json)]
+    assert main(argv) == 1
+    replayed = json.loads(replay_json.read_text())["results"]
+    assert len(replayed) == 1
+    assert {k: replayed[0][k] for k in ("op", "check", "status", "sample", "message")} == {
+        k: wanted[k] for k in ("op", "check", "status", "sample", "message")
+    }
+
+
+def test_unknown_op_and_bad_config_are_usage_errors(tmp_path, capsys):
+    assert main(["check", "--op", "sinn"]) == 2
+    assert "did you mean sin" in capsys.readouterr().err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("conformance:\n  seeed: 3\n")
+    assert main(["check", "--config", str(bad)]) == 2
+    assert str(bad) in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["check", "--check", "grad_values"])
+    assert exc.value.code == 2
+
+
+def _pytest(args, cwd, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--rootdir", str(cwd), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_pytest_plugin_generates_readable_ids(tmp_path):
+    listed = _pytest(
+        ["-p", "opgraph.testing", "--opgraph-op", "sin", "--collect-only", "-q"], tmp_path
+    )
+    assert "conformance[sin-grad_shape-2]" in listed.stdout
+    ran = _pytest(["-p", "opgraph.testing", "--opgraph-op", "sin", "-q"], tmp_path)
+    assert ran.returncode == 0, ran.stdout
+    assert re.search(r"\d+ passed, 1 skipped", ran.stdout)
+    unknown = _pytest(["-p", "opgraph.testing", "--opgraph-op", "nope"], tmp_path)
+    assert unknown.returncode == 4 and "no such op" in unknown.stderr
+
+
+def test_conformance_suite_one_liner_reports_a_faulty_plugin(fake_site, tmp_path):
+    install_faulty(fake_site)
+    (tmp_path / "test_faulty_conformance.py").write_text(
+        textwrap.dedent(
+            """
+            from opgraph.testing import conformance_suite
+
+            test_conformance = conformance_suite(plugins=("faulty",))
+            """
+        )
+    )
+    ran = _pytest(["-q", "-rf", "-k", "unbroadcast"], tmp_path, env=fake_site.env)
+    assert ran.returncode == 1
+    assert (
+        "FAILED test_faulty_conformance.py::test_conformance[faulty_unbroadcast-grad_shape-"
+        in ran.stdout
+    )
+    assert "replay: opgraph check --op faulty_unbroadcast --check grad_shape" in ran.stdout
+    assert (
+        "test_conformance[faulty_unbroadcast-grad_value-" not in ran.stdout.split("short test")[-1]
+    )
