@@ -356,25 +356,36 @@ def _mismatch_message(node: Node, k: int, g: np.ndarray, a: np.ndarray) -> str:
 
 def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False) -> None:
     """Reverse-mode sweep from ``output``; see `Variable.backward`."""
-    seed = Variable._wrap(np.ones_like(output.data))
+    ones = np.empty_like(output.data)
+    ones.fill(1)  # two C calls: cheaper than np.ones_like, and the seed of every training step
+    seed = Variable._wrap(ones)
     if output.creator is None:
         _accumulate(output, seed)
         return
+    recording = _State.grad_enabled  # saved and restored by hand: a context manager costs
+    _State.grad_enabled = create_graph  # more than a small backward pass itself
+    try:
+        _sweep(output, seed, retain_grad)
+    finally:
+        _State.grad_enabled = recording
+
+
+def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
+    """Run every node's backward once, producers after consumers, summing fan-in gradients."""
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
-    with enable_grad(create_graph):
-        for node in _topological_order(output.creator):
-            gys = _output_grads(node, pending, retain_grad)
-            if gys is None:
+    for node in _topological_order(output.creator):
+        gys = _output_grads(node, pending, retain_grad)
+        if gys is None:
+            continue
+        gxs = _checked_grads(node, node.op.backward(node, *gys))
+        for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):
+            if gx is None or not need:
                 continue
-            gxs = _checked_grads(node, node.op.backward(node, *gys))
-            for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):
-                if gx is None or not need:
-                    continue
-                if x.creator is None:
-                    _accumulate(x, gx)
-                else:
-                    prev = pending.get(id(x))
-                    pending[id(x)] = gx if prev is None else prev + gx
+            if x.creator is None:
+                _accumulate(x, gx)
+            else:
+                prev = pending.get(id(x))
+                pending[id(x)] = gx if prev is None else prev + gx
 
 
 def unbroadcast(g: Variable, like: Variable) -> Variable:

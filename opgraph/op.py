@@ -19,6 +19,7 @@ from opgraph.errors import OpArgumentError, ShapeError
 from opgraph.shapes import fmt_shapes
 
 _wrap = Variable._wrap
+_NO_DEFAULT = object()
 
 
 @dataclass(frozen=True)
@@ -48,23 +49,24 @@ def as_inputs(values: Any) -> tuple[Variable, ...]:
 
 
 def _with_constants(values: Any) -> tuple[Variable, ...]:
-    ref = next(
-        (
-            v.data if isinstance(v, Variable) else v
-            for v in values
-            if isinstance(v, (Variable, np.ndarray))
-        ),
-        None,
-    )
-    out = []
+    ref = _reference_dtype(values)
+    return tuple([v if isinstance(v, Variable) else _wrap(_constant(v, ref)) for v in values])
+
+
+def _reference_dtype(values: Any) -> np.dtype | None:
+    """The dtype Python numbers adapt to: the first array input's."""
     for v in values:
-        if isinstance(v, Variable):
-            out.append(v)
-            continue
-        weak = ref is not None and isinstance(v, (int, float)) and not isinstance(v, np.generic)
-        arr = np.asarray(v, dtype=np.result_type(ref.dtype, v)) if weak else _to_array(v)
-        out.append(_wrap(arr))
-    return tuple(out)
+        if isinstance(v, (Variable, np.ndarray)):
+            return v.dtype
+    return None
+
+
+def _constant(value: Any, ref: np.dtype | None) -> np.ndarray:
+    if ref is None or type(value) not in (int, float):  # numpy scalars keep their own dtype
+        return _to_array(value)
+    # numpy's promotion of a Python number, short-cut for the common float-array case
+    dtype = ref if ref.kind in "fc" else np.result_type(ref, value)
+    return np.asarray(value, dtype)
 
 
 class Op:
@@ -74,6 +76,7 @@ class Op:
         "__dict__",
         "_checks",
         "_defaults",
+        "_differentiable",
         "_fast_arity",
         "_n_inputs",
         "_n_outputs",
@@ -105,6 +108,7 @@ class Op:
         self._n_outputs = spec.n_outputs
         self._saves_state = spec.saves_state
         self._stochastic = spec.stochastic
+        self._differentiable = spec.backward is not None  # else its results are constants
         fixed_inputs = not any(self._optional) and not spec.variadic
         all_default = len(self._defaults) == len(spec.attrs)
         # calls that need no binding: the inputs alone, every attribute at its default
@@ -173,9 +177,11 @@ class Op:
             return None
         if any(v is None for v in args[:n]):  # reported by the general binding
             return None
-        attrs = dict(self._defaults)
+        defaults = self._defaults
+        attrs = dict(defaults)
         for name, value in zip(names, args[n:], strict=False):
-            attrs[name] = self._check_attr(name, value)
+            if value is not defaults.get(name, _NO_DEFAULT):  # defaults need no check
+                attrs[name] = self._check_attr(name, value)
         if len(attrs) < len(names):  # a required attribute is missing
             return None
         return list(args[:n]), attrs
@@ -211,9 +217,11 @@ class Op:
         state = None
         if self._saves_state:
             result, state = result
-        # no graph under no_grad, nor for results of constants alone
-        needs = tuple([x.requires_grad for x in xs]) if engine._State.grad_enabled else ()
-        record = True in needs
+        # no graph under no_grad, for an op without backward, nor for results of constants alone
+        record = self._differentiable and engine._State.grad_enabled
+        if record:
+            needs = tuple([x.requires_grad for x in xs])
+            record = True in needs
         if self._n_outputs == 1:
             y = result if type(result) is np.ndarray else np.asarray(result)
             outputs = (_wrap(y, record),)
