@@ -205,11 +205,6 @@ def test_accuracy_value():
     assert ops.accuracy(y, np.array([1, 1, 1])).data == pytest.approx(2 / 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="opgraph/op.py records a Node for ops declared backward=None; a backward through "
-    "them calls None (reported to the engine owner)",
-)
 def test_accuracy_blocks_no_gradient_elsewhere():
     w = Variable(np.ones((2, 2)))
     loss = ops.accuracy(w, np.array([0, 1])) * w.sum()
