@@ -37,10 +37,9 @@ def _opset_and_records(args: argparse.Namespace) -> tuple:
     from opgraph import registry
     from opgraph.config import load_config
 
-    if getattr(args, "config", None):
+    if args.config:
         config = load_config(args.config)
-        opset = config.build_opset()
-        return opset, registry.load_records(config.selection())
+        return config.build_opset(), registry.load_records(config.selection())
     return registry.default_opset(), registry.plugin_records()
 
 
@@ -83,9 +82,9 @@ def plugin_row(record) -> dict:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from opgraph import registry
     from opgraph.config import load_config
-    from opgraph.plugins import Selection
 
-    selection = load_config(args.config).selection() if args.config else Selection.from_env()
+    config = load_config(args.config) if args.config else registry.default_config()
+    selection = config.selection()
     rows = [plugin_row(r) for r in registry.load_records(selection)]
     if args.json:
         json.dump({"plugins": rows, "strict": selection.strict}, sys.stdout, indent=2)

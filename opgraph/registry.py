@@ -338,20 +338,24 @@ _default: OpSet | None = None
 
 
 def plugin_records() -> list[PluginRecord]:
-    """Every discovered plugin under the environment's selection (``OPGRAPH_*_PLUGINS``)."""
-    return load_records(Selection.from_env())
+    """Every discovered plugin under the default op set's selection (its config and the
+    ``OPGRAPH_*_PLUGINS`` variables)."""
+    return load_records(default_config().selection())
+
+
+def default_config() -> Any:
+    """The config of the default op set: ``OPGRAPH_CONFIG``, else the packaged default.yaml."""
+    from opgraph import config
+
+    path = os.environ.get("OPGRAPH_CONFIG")
+    return config.load_config(path) if path else config.default_config()
 
 
 def default_opset() -> OpSet:
-    """The op set of ``OPGRAPH_CONFIG``, else of the packaged default config (every installed
-    plugin), built on first use (`opgraph.ops`); Variable operators dispatch to its essential
-    ops (shown or not)."""
+    """The op set of `default_config`, built on first use (`opgraph.ops`); Variable
+    operators dispatch to its essential ops (shown or not)."""
     global _default
     if _default is None:
-        from opgraph.config import default_config, load_config
-
-        path = os.environ.get("OPGRAPH_CONFIG")
-        config = load_config(path) if path else default_config()
-        _default = config.build_opset(label="the default op set")
+        _default = default_config().build_opset(label="the default op set")
         engine._set_default_ops(_default._essential)
     return _default

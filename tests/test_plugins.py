@@ -342,3 +342,16 @@ def test_every_op_the_engine_dispatches_to_is_essential():
     used = set(re.findall(r"\b_ops\.([a-z_]+)", Path(engine.__file__).read_text()))
     assert used
     assert used <= set(registry.ESSENTIAL), "add these to registry.ESSENTIAL"
+
+
+def test_plugins_and_list_follow_the_default_config(fake_site, tmp_path, monkeypatch, capsys):
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    config = tmp_path / "default.yaml"
+    config.write_text("plugins:\n  disable: [triple-ops]\n")
+    monkeypatch.setenv("OPGRAPH_CONFIG", str(config))
+    assert cli.main(["plugins", "--json"]) == cli.EXIT_OK
+    rows = {r["plugin"]: r for r in json.loads(capsys.readouterr().out)["plugins"]}
+    assert rows["triple_ops"]["status"] == "disabled"
+    assert rows["triple_ops"]["reason"] == f"disabled by {config}:2:3"
+    assert cli.main(["list", "--json"]) == cli.EXIT_OK
+    assert "triple" not in {row["name"] for row in json.loads(capsys.readouterr().out)["ops"]}
