@@ -392,10 +392,10 @@ class Config:
 
     def _check_static(self) -> None:
         from opgraph.conformance.settings import CHECKS
-        from opgraph.plugins import ESSENTIAL_DISTRIBUTION
+        from opgraph.plugins import ESSENTIAL_DISTRIBUTION, ESSENTIAL_PLUGIN
 
         for i, name in _valid(self.disable):
-            if canonical_name(name) in (ESSENTIAL_DISTRIBUTION, "builtin"):
+            if canonical_name(name) in (ESSENTIAL_DISTRIBUTION, ESSENTIAL_PLUGIN):
                 self._problem(
                     f"plugins.disable[{i}]",
                     f"{name!r} provides the essential ops and cannot be disabled; "

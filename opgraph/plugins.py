@@ -27,7 +27,9 @@ from opgraph.versions import Requirement, canonical_name
 
 GROUP = "opgraph"
 ESSENTIAL_DISTRIBUTION = "opgraph"
-"""The distribution whose plugin provides the ops the engine needs; it is never disabled."""
+ESSENTIAL_PLUGIN = "builtin"
+"""opgraph's own plugin (of `ESSENTIAL_DISTRIBUTION`): it provides the ops the engine needs and
+is never disabled."""
 
 Status = Literal["active", "disabled", "failed", "incompatible"]
 TRUE_WORDS = ("1", "true", "yes", "on")

@@ -355,3 +355,13 @@ def test_plugins_and_list_follow_the_default_config(fake_site, tmp_path, monkeyp
     assert rows["triple_ops"]["reason"] == f"disabled by {config}:2:3"
     assert cli.main(["list", "--json"]) == cli.EXIT_OK
     assert "triple" not in {row["name"] for row in json.loads(capsys.readouterr().out)["ops"]}
+
+
+def test_a_required_plugin_must_be_active(fake_site, tmp_path, monkeypatch):
+    fake_site.add_plugin("triple-ops", TRIPLE, version="1.2")
+    config = tmp_path / "needs.yaml"
+    config.write_text("plugins:\n  require: ['triple-ops >=1.1']\n")
+    assert "triple" in opgraph.load_opset(config)
+    monkeypatch.setenv("OPGRAPH_DISABLE_PLUGINS", "triple_ops")
+    with pytest.raises(PluginError, match=r"triple-ops is required, but .* is disabled"):
+        opgraph.load_opset(config)
