@@ -89,7 +89,7 @@ def test_pytest_plugin_generates_readable_ids(tmp_path):
     assert "conformance[sin-grad_shape-2]" in listed.stdout
     ran = _pytest(["-p", "opgraph.testing", "--opgraph-op", "sin", "-q"], tmp_path)
     assert ran.returncode == 0, ran.stdout
-    assert re.search(r"\d+ passed, 1 skipped", ran.stdout)
+    assert re.search(r"\d+ passed, \d+ skipped", ran.stdout) and "failed" not in ran.stdout
     unknown = _pytest(["-p", "opgraph.testing", "--opgraph-op", "nope"], tmp_path)
     assert unknown.returncode == 4 and "no such op" in unknown.stderr
 
