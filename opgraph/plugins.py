@@ -190,6 +190,20 @@ def reset() -> None:
     _warned.clear()
 
 
+def load_all(selection: Selection) -> list[PluginRecord]:
+    """The record of every discovered plugin under ``selection``; a name in an allow or deny
+    list that matches no installed plugin is warned about (a typo would otherwise do nothing)."""
+    found = discover()
+    known = {name for ep in found for name in names_of(ep)}
+    for rule in selection.rules:
+        for name in sorted(rule.names):
+            if canonical_name(name) not in known:
+                close = difflib.get_close_matches(canonical_name(name), sorted(known), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                warn_once(f"{rule.source} names {name!r}, which is no installed plugin{hint}")
+    return [record_for(ep, selection) for ep in found]
+
+
 def record_for(ep: EntryPoint, selection: Selection) -> PluginRecord:
     """The plugin's record under ``selection``: imported on first need, then cached."""
     key = (ep.name, ep.value, distribution_of(ep))

@@ -15,7 +15,7 @@ from opgraph import engine
 from opgraph.contract import KINDS, NAME_RE, Attr, OpSpec
 from opgraph.errors import OpDeclarationError, PluginError
 from opgraph.op import Op, Provenance
-from opgraph.plugins import PluginRecord, Selection, discover, record_for, trace
+from opgraph.plugins import PluginRecord, Selection, load_all, trace
 from opgraph.versions import canonical_name
 
 ESSENTIAL = (
@@ -144,7 +144,7 @@ def validate_spec(spec: Any, prov: Provenance) -> OpSpec:
 def load_records(selection: Selection) -> list[PluginRecord]:
     """Every discovered plugin under ``selection``, its declarations validated once (the
     rejected ones warned about once; the plugin's valid ops still load)."""
-    records = [record_for(ep, selection) for ep in discover()]
+    records = load_all(selection)
     for record in records:
         if record.status == "active" and not record.validated:
             _validate(record)

@@ -365,3 +365,13 @@ def test_a_required_plugin_must_be_active(fake_site, tmp_path, monkeypatch):
     monkeypatch.setenv("OPGRAPH_DISABLE_PLUGINS", "triple_ops")
     with pytest.raises(PluginError, match=r"triple-ops is required, but .* is disabled"):
         opgraph.load_opset(config)
+
+
+def test_a_misspelt_plugin_name_in_the_environment_is_warned_about(fake_site, monkeypatch, capsys):
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    monkeypatch.setenv("OPGRAPH_DISABLE_PLUGINS", "tripel_ops")
+    assert "triple" in opgraph.ops
+    assert (
+        "OPGRAPH_DISABLE_PLUGINS names 'tripel_ops', which is no installed plugin; "
+        "did you mean 'triple-ops'?" in capsys.readouterr().err
+    )
