@@ -152,10 +152,16 @@ def load_records(selection: Selection) -> list[PluginRecord]:
 
 
 def _validate(record: PluginRecord) -> None:
-    valid = []
+    valid: list[OpSpec] = []
     for spec in record.specs:
         try:
             valid.append(validate_spec(spec, record.provenance))
+            if [s.name for s in valid].count(spec.name) > 1:
+                valid.pop()
+                raise OpDeclarationError(
+                    f"op {spec.name!r} from {record.provenance} is declared twice; "
+                    "the first declaration is used"
+                )
         except OpDeclarationError as exc:
             record.rejected.append(str(exc))
             print(

@@ -375,3 +375,11 @@ def test_a_misspelt_plugin_name_in_the_environment_is_warned_about(fake_site, mo
         "OPGRAPH_DISABLE_PLUGINS names 'tripel_ops', which is no installed plugin; "
         "did you mean 'triple-ops'?" in capsys.readouterr().err
     )
+
+
+def test_an_op_declared_twice_by_one_plugin_keeps_its_first_declaration(fake_site, capsys):
+    fake_site.add_plugin("twice-ops", TRIPLE.replace("return [OpSpec", "return 2 * [OpSpec"))
+    assert "triple" in opgraph.ops  # not a conflict with itself
+    assert "op 'triple' from plugin 'twice_ops' from twice-ops 1.0 is declared twice" in (
+        capsys.readouterr().err
+    )
