@@ -536,7 +536,7 @@ class Config:
                 aliases=dict(self.aliases),
                 providers=dict(self.providers),
                 label=label or f"the op set of {self.source}",
-                source=self.source,
+                source=self.source if self.path else PACKAGED_HINT,
             )
             self._opset = registry.build_opset(providers, choice)
         return self._opset
@@ -629,11 +629,14 @@ def _from_text(text: str, source: str, path: Path | None) -> Config:
     return Config(tree, reader, path)
 
 
+PACKAGED_HINT = "an op-set config of yours, named by OPGRAPH_CONFIG for the default op set"
+"""Where to resolve a conflict met by the packaged default config (it is not for editing)."""
+
+
 def default_config() -> Config:
-    """The config shipped in the package (opgraph/configs/default.yaml): every installed plugin."""
+    """The config shipped in the package (opgraph/configs/default.yaml): every installed plugin.
+    Its ``path`` is None: it is package data, not a file to edit."""
     from importlib.resources import files
 
     resource = files("opgraph") / "configs" / "default.yaml"
-    return _from_text(
-        resource.read_text(encoding="utf-8"), "default.yaml (packaged)", Path(str(resource))
-    )
+    return _from_text(resource.read_text(encoding="utf-8"), "default.yaml (packaged)", None)

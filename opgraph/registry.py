@@ -259,14 +259,13 @@ def _conflict_message(conflicts: Mapping[str, list[Op]], choice: OpChoice) -> st
             f"  op {name!r} is provided by " + " and by ".join(str(o.provenance) for o in ops)
         )
         lines += [f"      {name}: {provider_key(op, ops)}" for op in ops]
-    lines.append(
-        "(or exclude the op under `ops: {exclude: [...]}`; for the default op set, name that "
-        "config in OPGRAPH_CONFIG; see docs/config.md)"
-    )
+    lines.append("(or hide the op with `ops: {exclude: [...]}`; see docs/config.md)")
     return "\n".join(lines)
 
 
-def _resolve(providers: Mapping[str, list[Op]], wanted: Iterable[str], choice: OpChoice):
+def _resolve(
+    providers: Mapping[str, list[Op]], wanted: Iterable[str], choice: OpChoice
+) -> tuple[dict[str, Op], dict[str, str], dict[str, list[Op]]]:
     """The chosen provider of every wanted op and of its dependencies, transitively; the ops
     that had to be dropped (why); the unresolved conflicts."""
     chosen: dict[str, Op] = {}
@@ -291,10 +290,11 @@ def _resolve(providers: Mapping[str, list[Op]], wanted: Iterable[str], choice: O
         unmet = False
         for name, op in list(chosen.items()):
             if missing := [r for r in op.spec.requires if r in dropped]:
-                dropped[name] = (
-                    f"its backward requires {missing}, which no active plugin provides "
-                    f"({dropped[missing[0]]})"
-                )
+                dep = missing[0]
+                why = "no active plugin provides" if dep not in providers else "skipped"
+                dropped[name] = f"its backward requires {dep!r}, which {why} it"
+                if dep in providers:
+                    dropped[name] += f" ({dropped[dep]})"
                 del chosen[name]
                 unmet = True
     return chosen, dropped, conflicts
