@@ -286,7 +286,7 @@ def _parse(text: str, source: str) -> tuple[dict, _Reader]:
     and where each key is. Malformed YAML raises ConfigError at once."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when available
     try:
         node = loader.get_single_node()
         reader = _Reader(source, loader)
@@ -636,7 +636,5 @@ PACKAGED_HINT = "an op-set config of yours, named by OPGRAPH_CONFIG for the defa
 def default_config() -> Config:
     """The config shipped in the package (opgraph/configs/default.yaml): every installed plugin.
     Its ``path`` is None: it is package data, not a file to edit."""
-    from importlib.resources import files
-
-    resource = files("opgraph") / "configs" / "default.yaml"
-    return _from_text(resource.read_text(encoding="utf-8"), "default.yaml (packaged)", None)
+    text = (Path(__file__).parent / "configs" / "default.yaml").read_text(encoding="utf-8")
+    return _from_text(text, "default.yaml (packaged)", None)
