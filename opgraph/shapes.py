@@ -30,10 +30,13 @@ def broadcast(op: str, *shapes: Shape) -> Shape:
         ) from None
 
 
-def normalize_axes(op: str, axis: int | Sequence[int] | None, ndim: int) -> Shape:
+def normalize_axes(
+    op: str, axis: int | Sequence[int] | None, ndim: int, shape: Shape | None = None
+) -> Shape:
     """Turn `axis` (None, int, negative, tuple) into sorted non-negative axes of an ndim array.
 
-    None means every axis. Out-of-range or repeated axes raise ShapeError.
+    None means every axis. Out-of-range or repeated axes raise ShapeError, naming the input's
+    ``shape`` when the caller has one.
     """
     if axis is None:
         return tuple(range(ndim))
@@ -41,16 +44,18 @@ def normalize_axes(op: str, axis: int | Sequence[int] | None, ndim: int) -> Shap
     out = []
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ShapeError(f"{op}: axis {a} is out of range for an array of rank {ndim}")
+            where = f"shape {tuple(shape)}" if shape is not None else f"an array of rank {ndim}"
+            raise ShapeError(f"{op}: axis {a} is out of range for {where}")
         out.append(a % ndim)
     if len(set(out)) != len(out):
-        raise ShapeError(f"{op}: repeated axis in {axis!r}")
+        where = f" for shape {tuple(shape)}" if shape is not None else ""
+        raise ShapeError(f"{op}: repeated axis in {axis!r}{where}")
     return tuple(sorted(out))
 
 
 def reduce_shape(op: str, shape: Shape, axis: int | Sequence[int] | None, keepdims: bool) -> Shape:
     """Shape of a reduction of `shape` over `axis`."""
-    axes = normalize_axes(op, axis, len(shape))
+    axes = normalize_axes(op, axis, len(shape), shape)
     if keepdims:
         return tuple(1 if i in axes else d for i, d in enumerate(shape))
     return tuple(d for i, d in enumerate(shape) if i not in axes)

@@ -38,7 +38,7 @@ def _expand_dims_rule(x, axis):
 def _squeezed_axes(x, axis) -> tuple[int, ...]:
     if axis is None:
         return tuple(i for i, d in enumerate(x) if d == 1)
-    axes = normalize_axes("squeeze", axis, len(x))
+    axes = normalize_axes("squeeze", axis, len(x), x)
     if wide := [a for a in axes if x[a] != 1]:
         raise ShapeError(
             f"squeeze: cannot squeeze axes {wide} of shape {tuple(x)}: only size-1 axes can go"

@@ -15,6 +15,7 @@ import numpy as np
 from opgraph import Attr, OpSpec, ShapeError, attrs
 from opgraph.shapes import normalize_axes, reduce_shape
 from opgraph_ops.masks import constant
+from opgraph_ops.tensor import spread
 
 REDUCTION_ATTRS = (Attr("axis", None, attrs.axis), Attr("keepdims", False, attrs.flag))
 
@@ -23,7 +24,7 @@ def nonempty_reduction_rule(op: str):
     """The shape rule of a reduction that has no value over an empty axis (max of nothing)."""
 
     def rule(x, axis, keepdims):
-        axes = normalize_axes(op, axis, len(x))
+        axes = normalize_axes(op, axis, len(x), x)
         if any(x[a] == 0 for a in axes):
             raise ShapeError(
                 f"{op}: cannot reduce shape {tuple(x)} over axis {axis}: an axis is empty"
@@ -31,13 +32,6 @@ def nonempty_reduction_rule(op: str):
         return reduce_shape(op, x, axis, keepdims)
 
     return rule
-
-
-def spread(ctx, gy):
-    """Broadcast a reduction's output gradient back over the reduced axes of its input."""
-    (x,) = ctx.inputs
-    kept = reduce_shape(ctx.op.name, x.shape, ctx.attrs["axis"], keepdims=True)
-    return ctx.ops.broadcast_to(ctx.ops.reshape(gy, kept), x.shape)
 
 
 def _kept_output(ctx):

@@ -49,7 +49,7 @@ def _transpose_rule(x, axes):
         return tuple(reversed(x))
     if len(axes) != len(x):
         raise ShapeError(f"transpose: axes {axes} do not match an array of rank {len(x)} {x}")
-    perm = normalize_axes("transpose", axes, len(x))  # range and duplicates
+    perm = normalize_axes("transpose", axes, len(x), x)  # range and duplicates
     if len(perm) != len(x):
         raise ShapeError(f"transpose: axes {axes} are not a permutation")
     return tuple(x[a % len(x)] for a in axes)
@@ -70,9 +70,11 @@ def _transpose_backward(ctx, gy):
 
 
 # --- sum ---
-def _sum_backward(ctx, gy):
+def spread(ctx, gy):
+    """Broadcast a reduction's output gradient back over the reduced axes of its input (the
+    backward of sum, and the first step of every other reduction's backward)."""
     (x,) = ctx.inputs
-    kept = reduce_shape("sum", x.shape, ctx.attrs["axis"], keepdims=True)
+    kept = reduce_shape(ctx.op.name, x.shape, ctx.attrs["axis"], keepdims=True)
     return ctx.ops.broadcast_to(ctx.ops.reshape(gy, kept), x.shape)
 
 
@@ -206,7 +208,7 @@ SPECS = [
         "sum",
         _sum_forward,
         lambda x, axis, keepdims: reduce_shape("sum", x, axis, keepdims),
-        _sum_backward,
+        spread,
         kind="reduction",
         dtypes=INTS,
         attrs=(Attr("axis", None, attrs.axis), Attr("keepdims", False, attrs.flag)),
