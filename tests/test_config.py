@@ -386,3 +386,12 @@ def test_the_documented_example_is_a_valid_config(tmp_path):
     path.write_text(example)
     cfg = config.load_config(path)  # the schema; what it names depends on what is installed
     assert cfg.exclude == ["im2col", "col2im"]
+
+
+def test_config_errors_exit_with_the_usage_code(write, capsys):
+    from opgraph import cli
+
+    assert cli.main(["list", "--config", str(write("ops: {incude: [sin]}\n"))]) == cli.EXIT_USAGE
+    assert "did you mean 'include'?" in capsys.readouterr().err
+    assert cli.main(["list", "--config", str(write("ops: {include: [sin]}\n"))]) == cli.EXIT_OK
+    assert capsys.readouterr().out.startswith("sin(x)")
