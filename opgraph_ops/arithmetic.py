@@ -11,13 +11,14 @@ from opgraph import Domain, OpSpec, unbroadcast
 from opgraph.shapes import broadcast
 
 
-def _broadcasting(name, forward, backward, **kw) -> OpSpec:
+def broadcasting(name, forward, backward, inputs=("x0", "x1"), **kw) -> OpSpec:
+    """The spec of a binary op whose inputs broadcast together (numpy rules)."""
     return OpSpec(
         name,
         forward,
         lambda a, b: broadcast(name, a, b),
         backward,
-        inputs=("x0", "x1"),
+        inputs=inputs,
         kind="broadcast",
         **kw,
     )
@@ -63,10 +64,10 @@ def _neg_backward(ctx, gy):
 
 
 SPECS = [
-    _broadcasting("add", np.add, _add_backward, doc="x0 + x1 with broadcasting."),
-    _broadcasting("sub", np.subtract, _sub_backward, doc="x0 - x1 with broadcasting."),
-    _broadcasting("mul", np.multiply, _mul_backward, doc="x0 * x1 with broadcasting."),
-    _broadcasting(
+    broadcasting("add", np.add, _add_backward, doc="x0 + x1 with broadcasting."),
+    broadcasting("sub", np.subtract, _sub_backward, doc="x0 - x1 with broadcasting."),
+    broadcasting("mul", np.multiply, _mul_backward, doc="x0 * x1 with broadcasting."),
+    broadcasting(
         "div",
         np.true_divide,
         _div_backward,

@@ -10,6 +10,7 @@ import numpy as np
 
 from opgraph import Attr, Domain, ErrorInput, OpSpec, Sample, attrs, unbroadcast
 from opgraph.shapes import broadcast
+from opgraph_ops.arithmetic import broadcasting
 from opgraph_ops.elementwise import same_shape
 from opgraph_ops.masks import constant
 
@@ -31,13 +32,11 @@ def _extremum(name: str, pick, wins) -> OpSpec:
         gb = gy * constant(1.0 - share_a, gy)
         return unbroadcast(ga, a), unbroadcast(gb, b)
 
-    return OpSpec(
+    return broadcasting(
         name,
         pick,
-        lambda a, b: broadcast(name, a, b),
         backward,
         inputs=("a", "b"),
-        kind="broadcast",
         doc=f"Elementwise {name} of a and b with broadcasting; ties split the gradient equally.",
     )
 
