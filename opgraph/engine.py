@@ -26,7 +26,7 @@ class _State:
 
     grad_enabled = True
     training = True
-    rng = np.random.default_rng()
+    rng: np.random.Generator | None = None  # made on first use: numpy.random is slow to import
 
 
 def is_grad_enabled() -> bool:
@@ -40,6 +40,8 @@ def is_training() -> bool:
 
 def random_generator() -> np.random.Generator:
     """The generator that stochastic ops receive as ``rng`` (see `seed`)."""
+    if _State.rng is None:
+        _State.rng = np.random.default_rng()
     return _State.rng
 
 

@@ -206,7 +206,7 @@ class Op:
         arrays = [x.data for x in xs]
         try:
             if self._stochastic:
-                result = self.forward(*arrays, rng=engine._State.rng, **attrs)
+                result = self.forward(*arrays, rng=engine.random_generator(), **attrs)
             else:
                 result = self.forward(*arrays, **attrs)
         except ShapeError:
