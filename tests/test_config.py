@@ -395,3 +395,16 @@ def test_config_errors_exit_with_the_usage_code(write, capsys):
     assert "did you mean 'include'?" in capsys.readouterr().err
     assert cli.main(["list", "--config", str(write("ops: {include: [sin]}\n"))]) == cli.EXIT_OK
     assert capsys.readouterr().out.startswith("sin(x)")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="opgraph/engine.py _DefaultOps.__getattr__ looks the name up on the default op set, "
+    "which hides unselected essential ops; it should build it, then use engine._ops (the "
+    "essential ops the registry installs). Reported to the engine owner.",
+)
+def test_the_first_operator_works_when_the_default_config_hides_essential_ops(
+    fake_site, write, monkeypatch
+):
+    monkeypatch.setenv("OPGRAPH_CONFIG", str(write("ops: {include: [sin]}\n")))
+    assert (Variable(np.array([1.0])) * 2.0).data.tolist() == [2.0]
