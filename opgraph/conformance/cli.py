@@ -11,11 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from opgraph.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from opgraph.conformance.selection import select_ops
 from opgraph.conformance.settings import CHECKS, ConformanceSettings
 from opgraph.errors import ConfigError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def add_parser(sub: Any) -> None:
