@@ -79,7 +79,7 @@ def spread(ctx, gy):
 
 
 def _sum_forward(x, axis, keepdims):
-    return np.sum(x, axis=axis, keepdims=keepdims, dtype=x.dtype)
+    return np.add.reduce(x, axis=axis, keepdims=keepdims, dtype=x.dtype)  # np.sum adds ~2 us
 
 
 # --- broadcast_to / sum_to ---
