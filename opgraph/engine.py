@@ -240,9 +240,9 @@ class Node:
         inputs: tuple[Variable, ...],
         attrs: dict[str, Any],
         outputs: tuple[Variable, ...],
-        *,
-        state: Any,
         needs_input_grad: tuple[bool, ...],
+        *,
+        state: Any = None,
     ) -> None:
         self.op = op
         self.inputs = inputs
@@ -250,11 +250,15 @@ class Node:
         self.state = state
         self.needs_input_grad = needs_input_grad
         # weak: an output owns its creator, not the other way round (no reference cycles)
-        self._outputs = tuple(map(weakref.ref, outputs))
+        if len(outputs) == 1:  # the common case, without the loops below
+            (y,) = outputs
+            self._outputs = (weakref.ref(y),)
+            self._output_meta = None
+            y.creator = self
+            return
+        self._outputs = tuple([weakref.ref(y) for y in outputs])
         # shapes/dtypes to zero-fill the gradient of an output dropped before backward
-        self._output_meta = (
-            tuple((y.data.shape, y.data.dtype) for y in outputs) if len(outputs) > 1 else None
-        )
+        self._output_meta = tuple([(y.data.shape, y.data.dtype) for y in outputs])
         for y in outputs:
             y.creator = self
 
@@ -305,6 +309,12 @@ def _accumulate(var: Variable, g: Variable) -> None:
 def _output_grads(node: Node, pending: dict[int, Variable], retain: bool) -> list | None:
     """Take the gradients flowing into ``node``'s outputs out of ``pending`` (which frees them
     unless ``retain``); None when no output received any."""
+    if len(node._outputs) == 1:  # the common case, without building lists
+        (output,) = node._outputs
+        gy = pending.pop(id(output()), None)
+        if gy is not None and retain:
+            _accumulate(output(), gy)
+        return None if gy is None else (gy,)
     outputs = [r() for r in node._outputs]  # None for an output that was dropped
     gys = [pending.pop(id(y), None) for y in outputs]
     if None in gys:

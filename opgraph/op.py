@@ -14,7 +14,7 @@ import numpy as np
 
 from opgraph import engine
 from opgraph.contract import OpSpec
-from opgraph.engine import Node, Variable, _to_array
+from opgraph.engine import Node, Variable, _State, _to_array
 from opgraph.errors import OpArgumentError, ShapeError
 from opgraph.shapes import fmt_shapes
 
@@ -42,13 +42,6 @@ def as_inputs(values: Any) -> tuple[Variable, ...]:
     Python numbers take the dtype numpy's promotion gives them next to the other inputs, so
     ``float32_var * 2.0`` stays float32.
     """
-    for v in values:
-        if not isinstance(v, Variable):
-            return _with_constants(values)
-    return tuple(values)
-
-
-def _with_constants(values: Any) -> tuple[Variable, ...]:
     ref = _reference_dtype(values)
     return tuple([v if isinstance(v, Variable) else _wrap(_constant(v, ref)) for v in values])
 
@@ -82,6 +75,7 @@ class Op:
         "_n_outputs",
         "_optional",
         "_params",
+        "_plain_output",
         "_positional_attrs",
         "_saves_state",
         "_stochastic",
@@ -106,6 +100,7 @@ class Op:
         self._defaults = {a.name: a.default for a in spec.attrs if not a.required}
         self._checks = {a.name: a.check for a in spec.attrs if a.check is not None}
         self._n_outputs = spec.n_outputs
+        self._plain_output = spec.n_outputs == 1 and not spec.saves_state
         self._saves_state = spec.saves_state
         self._stochastic = spec.stochastic
         self._differentiable = spec.backward is not None  # else its results are constants
@@ -124,12 +119,12 @@ class Op:
     def __repr__(self) -> str:
         return f"<op {self.name}({', '.join(self._params)}) from {self.provenance}>"
 
-    def _bind(self, args: tuple, kwargs: dict) -> tuple[list, dict]:
+    def _bind(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         """Map positional and keyword arguments onto inputs and validated attributes."""
         bound = None if kwargs else self._bind_positional(args)
         return bound or self._bind_general(args, kwargs)
 
-    def _bind_general(self, args: tuple, kwargs: dict) -> tuple[list, dict]:
+    def _bind_general(self, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         if len(args) > len(self._params):
             raise OpArgumentError(
                 f"{self.name}() takes at most {len(self._params)} arguments "
@@ -166,9 +161,9 @@ class Op:
                 attrs[a.name] = self._check_attr(a.name, bound[a.name])
             elif a.required:
                 raise OpArgumentError(f"{self.name}() missing required attribute {a.name!r}")
-        return inputs, attrs
+        return tuple(inputs), attrs
 
-    def _bind_positional(self, args: tuple) -> tuple[list, dict] | None:
+    def _bind_positional(self, args: tuple) -> tuple[tuple, dict] | None:
         """The common call ``op(x, attr1, attr2)``; None sends anything else (and every
         error) through the general binding."""
         n = self._n_inputs
@@ -184,7 +179,7 @@ class Op:
                 attrs[name] = self._check_attr(name, value)
         if len(attrs) < len(names):  # a required attribute is missing
             return None
-        return list(args[:n]), attrs
+        return args[:n], attrs
 
     def _check_attr(self, name: str, value: Any) -> Any:
         check = self._checks.get(name)
@@ -202,7 +197,11 @@ class Op:
             args, attrs = self._bind(args, kwargs)
         else:
             attrs = self._defaults
-        xs = as_inputs(args)
+        xs = args
+        for x in args:  # not a call per op: most calls get Variables only
+            if not isinstance(x, Variable):
+                xs = as_inputs(args)
+                break
         arrays = [x.data for x in xs]
         try:
             if self._stochastic:
@@ -214,22 +213,30 @@ class Op:
         except Exception as exc:
             self._explain_failure(arrays, attrs, exc)
             raise
+        if self._plain_output:  # the common case: one array, no state
+            y = _wrap(result if type(result) is np.ndarray else np.asarray(result))
+            if self._differentiable and _State.grad_enabled:
+                self._record(xs, attrs, (y,), None)
+            return y
         state = None
         if self._saves_state:
             result, state = result
-        # no graph under no_grad, for an op without backward, nor for results of constants alone
-        record = self._differentiable and engine._State.grad_enabled
-        if record:
-            needs = tuple([x.requires_grad for x in xs])
-            record = True in needs
-        if self._n_outputs == 1:
-            y = result if type(result) is np.ndarray else np.asarray(result)
-            outputs = (_wrap(y, record),)
-        else:
-            outputs = tuple(_wrap(np.asarray(r), record) for r in result)
-        if record:
-            Node(self, xs, attrs, outputs, state=state, needs_input_grad=needs)
+        outputs = (
+            (_wrap(np.asarray(result)),)
+            if self._n_outputs == 1
+            else tuple([_wrap(np.asarray(r)) for r in result])
+        )
+        if self._differentiable and _State.grad_enabled:
+            self._record(xs, attrs, outputs, state)
         return outputs[0] if self._n_outputs == 1 else outputs
+
+    def _record(self, xs: tuple, attrs: dict, outputs: tuple, state: Any) -> None:
+        """Make the outputs part of the graph, unless every input is a constant (so are they)."""
+        needs = tuple([x.requires_grad for x in xs])
+        if True in needs:
+            for y in outputs:
+                y.requires_grad = True
+            Node(self, xs, attrs, outputs, needs, state=state)
 
     def _explain_failure(self, arrays: list, attrs: dict, exc: Exception) -> None:
         """Turn a forward failure into the shape rule's ShapeError, or annotate it."""
