@@ -1,0 +1,81 @@
+"""Hand-written numpy: the forward and its derivative written out, the floor for every engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import problems
+
+NAME = "numpy"
+VERSION = np.__version__
+
+
+def to_numpy(value: np.ndarray) -> np.ndarray:
+    return np.asarray(value)
+
+
+def sin_step() -> Callable[[], list]:
+    x = problems.sin_input()
+
+    def step() -> list:
+        y = np.sin(x)
+        return [np.ones_like(y) * np.cos(x)]
+
+    return step
+
+
+def chain_step() -> Callable[[], list]:
+    x = problems.chain_input()
+
+    def step() -> list:
+        saved = []  # per round: the round's input, sin's output, tanh's output
+        y = x
+        for _ in range(problems.CHAIN_ROUNDS):
+            s = np.sin(y)
+            th = np.tanh(s * x)
+            saved.append((y, s, th))
+            y = (th + x) * 0.5
+        y.sum()
+        g = np.ones_like(x)
+        gx = np.zeros_like(x)
+        for y_in, s, th in reversed(saved):
+            g = g * 0.5
+            gx += g
+            g = g * (1 - th * th)
+            gx += g * s
+            g = g * x * np.cos(y_in)
+        return [gx + g]
+
+    return step
+
+
+def mlp_step(dtype: str) -> Callable[[], list]:
+    data = problems.mlp_data(dtype)
+    x, t = data.x, data.t
+    w1, b1, w2, b2 = params = data.fresh_params()
+    n = len(x)
+
+    def step() -> list:
+        s = 1 / (1 + np.exp(-(x @ w1 + b1)))
+        diff = s @ w2 + b2 - t
+        loss = (diff * diff).sum() / n
+        gy = diff * (2 / n)
+        gs = gy @ w2.T
+        gh = gs * s * (1 - s)
+        grads = [x.T @ gh, gh.sum(axis=0), s.T @ gy, gy.sum(axis=0)]
+        problems.sgd_update(params, grads)
+        return [loss, *grads]
+
+    return step
+
+
+def matmul_step() -> Callable[[], list]:
+    a, b = problems.matmul_inputs()
+
+    def step() -> list:
+        y = a @ b
+        gy = np.ones_like(y)
+        return [gy @ b.T, a.T @ gy]
+
+    return step
