@@ -49,7 +49,9 @@ def as_inputs(values: Any) -> tuple[Variable, ...]:
 def _reference_dtype(values: Any) -> np.dtype | None:
     """The dtype Python numbers adapt to: the first array input's."""
     for v in values:
-        if isinstance(v, (Variable, np.ndarray)):
+        if isinstance(v, Variable):
+            return v.data.dtype
+        if isinstance(v, np.ndarray):
             return v.dtype
     return None
 
