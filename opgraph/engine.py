@@ -303,7 +303,16 @@ def _topological_order(root: Node) -> list[Node]:
 
 
 def _accumulate(var: Variable, g: Variable) -> None:
-    var.grad = g if var.grad is None else var.grad + g
+    var.grad = g if var.grad is None else _add_grads(var.grad, g)
+
+
+def _add_grads(a: Variable, b: Variable) -> Variable:
+    """Fan-in: gradients sum. Through the ``add`` op when the backward pass is recorded
+    (``create_graph``); otherwise in numpy directly, which gives the same array without the
+    cost of an op call (no graph is recorded then anyway)."""
+    if _State.grad_enabled:
+        return a + b
+    return Variable._wrap(np.add(a.data, b.data))
 
 
 def _output_grads(node: Node, pending: dict[int, Variable], retain: bool) -> list | None:
@@ -397,7 +406,7 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
                 _accumulate(x, gx)
             else:
                 prev = pending.get(id(x))
-                pending[id(x)] = gx if prev is None else prev + gx
+                pending[id(x)] = gx if prev is None else _add_grads(prev, gx)
 
 
 def unbroadcast(g: Variable, like: Variable) -> Variable:
