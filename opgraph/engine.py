@@ -300,7 +300,7 @@ def _topological_order(root: Node) -> list[Node]:
             if creator is not None and id(creator) not in found:
                 found[id(creator)] = creator
                 stack.append(creator)
-    if len(found) == 1:  # a one-op graph (the per-op overhead benchmark): nothing to sort
+    if len(found) == 1:  # a one-op graph: nothing to sort
         return [root]
     return sorted(found.values(), key=_creation_number, reverse=True)
 
