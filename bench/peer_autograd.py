@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import metadata
 
 import autograd
 import autograd.numpy as anp
@@ -11,7 +12,7 @@ import problems
 from autograd import elementwise_grad, grad
 
 NAME = "autograd"
-VERSION = getattr(autograd, "__version__", "installed")
+VERSION = metadata.version("autograd")
 
 
 def to_numpy(value: np.ndarray) -> np.ndarray:

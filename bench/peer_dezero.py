@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import metadata
 
 import numpy as np
 import problems
@@ -15,7 +16,7 @@ import dezero.functions as F  # noqa: N812 - DeZero's documented alias
 from dezero import Variable
 
 NAME = "dezero"
-VERSION = "0.0.13"  # the package exposes no __version__; bench/requirements-peers.txt pins it
+VERSION = metadata.version("dezero")  # the package has no __version__
 
 
 LAYERS = {"linear": F.linear, "sigmoid": F.sigmoid, "mean_squared_error": F.mean_squared_error}
