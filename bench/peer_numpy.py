@@ -57,12 +57,21 @@ def mlp_step(dtype: str) -> Callable[[], list]:
     n = len(x)
 
     def step() -> list:
-        s = 1 / (1 + np.exp(-(x @ w1 + b1)))
-        diff = s @ w2 + b2 - t
+        # written tight: large temporaries reused in place, sigmoid as tanh(h / 2) / 2 + 1/2
+        s = x @ w1
+        s += b1
+        s *= 0.5
+        np.tanh(s, out=s)
+        s *= 0.5
+        s += 0.5
+        diff = s @ w2
+        diff += b2
+        diff -= t
         loss = (diff * diff).sum() / n
         gy = diff * (2 / n)
-        gs = gy @ w2.T
-        gh = gs * s * (1 - s)
+        gh = gy @ w2.T
+        gh *= s
+        gh *= 1 - s
         grads = [x.T @ gh, gh.sum(axis=0), s.T @ gy, gy.sum(axis=0)]
         problems.sgd_update(params, grads)
         return [loss, *grads]
