@@ -271,7 +271,8 @@ class Node:
 
     @property
     def outputs(self) -> tuple[Variable, ...]:
-        return tuple(r() for r in self._outputs)
+        """The outputs (None for one that was dropped before backward)."""
+        return tuple([r() for r in self._outputs])
 
     @property
     def ops(self) -> Any:
