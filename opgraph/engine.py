@@ -10,7 +10,7 @@ import contextlib
 import itertools
 import operator
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -319,7 +319,9 @@ def _add_grads(a: Variable, b: Variable) -> Variable:
     return Variable._wrap(np.add(a.data, b.data))
 
 
-def _output_grads(node: Node, pending: dict[int, Variable], retain: bool) -> list | None:
+def _output_grads(
+    node: Node, pending: dict[int, Variable], retain: bool
+) -> Sequence[Variable] | None:
     """Take the gradients flowing into ``node``'s outputs out of ``pending`` (which frees them
     unless ``retain``); None when no output received any."""
     if len(node._outputs) == 1:  # the common case, without building lists
