@@ -83,10 +83,12 @@ class _DefaultOps:
     def __getattr__(self, name: str) -> Any:
         from opgraph.registry import default_opset
 
-        return getattr(default_opset(), name)
+        opset = default_opset()  # builds it and installs the ops operators use as `_ops`
+        # those include essential ops a config may hide from the op set itself
+        return getattr(opset if isinstance(_ops, _DefaultOps) else _ops, name)
 
 
-_ops: Any = _DefaultOps()  # replaced by the real OpSet when the registry is built
+_ops: Any = _DefaultOps()  # replaced when the registry builds the default op set
 
 
 def _set_default_ops(opset: Any) -> None:
