@@ -397,12 +397,6 @@ def test_config_errors_exit_with_the_usage_code(write, capsys):
     assert capsys.readouterr().out.startswith("sin(x)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="opgraph/engine.py _DefaultOps.__getattr__ looks the name up on the default op set, "
-    "which hides unselected essential ops; it should build it, then use engine._ops (the "
-    "essential ops the registry installs). Reported to the engine owner.",
-)
 def test_the_first_operator_works_when_the_default_config_hides_essential_ops(
     fake_site, write, monkeypatch
 ):
