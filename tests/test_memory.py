@@ -118,3 +118,27 @@ def test_a_graph_kept_alive_by_an_intermediate_is_only_its_own_part():
         del y
         assert top() is None  # the mul node went with y ...
         assert a.creator is not None and a.creator.inputs[0] is x  # ... a keeps its own node
+
+
+def test_create_graph_gradient_cycle_is_broken_by_cleargrad():
+    """With create_graph=True, x.grad's graph leads back to x (a cycle, as in PyTorch);
+    clearing the gradient breaks it, so dropping x then frees everything without gc."""
+    with collector_paused():
+        x = Variable(np.linspace(0.1, 1.0, 3))
+        ops.sin(x).sum().backward(create_graph=True)
+        grad_graph = weakref.ref(x.grad.creator)
+        leaf = weakref.ref(x)
+        x.cleargrad()
+        del x
+        assert grad_graph() is None and leaf() is None
+
+
+def test_create_graph_without_cleargrad_leaves_a_cycle_for_the_collector():
+    with collector_paused():
+        x = Variable(np.linspace(0.1, 1.0, 3))
+        ops.sin(x).sum().backward(create_graph=True)
+        leaf = weakref.ref(x)
+        del x
+        assert leaf() is not None  # x -> x.grad -> its graph -> x
+    gc.collect()
+    assert leaf() is None
