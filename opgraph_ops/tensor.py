@@ -98,7 +98,7 @@ def _sum_to_forward(x, shape):
     check_sum_to("sum_to", x.shape, shape)
     lead = x.ndim - len(shape)
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1)
-    y = np.sum(x, axis=axes, keepdims=True, dtype=x.dtype)
+    y = np.add.reduce(x, axis=axes, keepdims=True, dtype=x.dtype)
     return y.reshape(shape) if lead else y
 
 
