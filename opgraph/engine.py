@@ -154,7 +154,7 @@ class Variable:
         ``retain_grad`` keeps the gradients of intermediate variables too; ``create_graph``
         records the backward pass so gradients can be differentiated again.
         """
-        backward(self, retain_grad=retain_grad, create_graph=create_graph)
+        backward(self, retain_grad, create_graph)
 
     # --- operators and methods: all dispatch to ops ---
     def __add__(self, other: Any) -> Variable:
