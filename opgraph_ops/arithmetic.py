@@ -26,12 +26,14 @@ def broadcasting(name, forward, backward, inputs=("x0", "x1"), **kw) -> OpSpec:
 
 def _add_backward(ctx, gy):
     x0, x1 = ctx.inputs
-    return unbroadcast(gy, x0), unbroadcast(gy, x1)
+    need0, need1 = ctx.needs_input_grad  # constants (x + 1.0) get no gradient work
+    return unbroadcast(gy, x0) if need0 else None, unbroadcast(gy, x1) if need1 else None
 
 
 def _sub_backward(ctx, gy):
     x0, x1 = ctx.inputs
-    return unbroadcast(gy, x0), unbroadcast(-gy, x1)
+    need0, need1 = ctx.needs_input_grad
+    return unbroadcast(gy, x0) if need0 else None, unbroadcast(-gy, x1) if need1 else None
 
 
 def _mul_backward(ctx, gy):

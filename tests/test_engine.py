@@ -265,3 +265,13 @@ def test_mixed_dtypes_give_each_gradient_its_input_dtype():
     assert y.dtype == np.float64
     y.sum().backward()
     assert (a.grad.dtype, b.grad.dtype) == (np.float32, np.float64)
+
+
+def test_a_value_used_by_a_later_op_and_by_that_ops_input_gets_every_gradient_first():
+    # a feeds both mul and cos(a): a's backward must wait for both contributions
+    x = Variable(np.array(0.7))
+    a = ops.sin(x)
+    y = a * ops.cos(a)
+    y.backward()
+    s = np.sin(0.7)
+    assert x.grad.data == pytest.approx((np.cos(s) - s * np.sin(s)) * np.cos(0.7))
