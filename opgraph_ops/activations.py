@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opgraph import Attr, Domain, OpSpec, attrs
+from opgraph import Attr, Domain, OpSpec, ShapeError, attrs
 from opgraph_ops.elementwise import same_shape
 from opgraph_ops.masks import constant
 from opgraph_ops.reductions import nonempty_reduction_rule, stable_logsumexp
@@ -25,7 +25,28 @@ def _sigmoid_forward(x):
 
 def _sigmoid_backward(ctx, gy):
     (y,) = ctx.outputs
-    return gy * y * (1 - y)
+    return ctx.ops.sigmoid_grad(y, gy)
+
+
+def _sigmoid_grad_forward(y, gy):
+    """gy * y * (1 - y) in one pass with one temporary: sigmoid's backward is on the hot path of
+    every sigmoid network, where three separate ops cost three full-size arrays."""
+    _same_shapes(y.shape, gy.shape)  # the in-place steps below would broadcast silently
+    g = 1.0 - y  # a Python float keeps float32
+    g *= y
+    g *= gy
+    return g
+
+
+def _sigmoid_grad_backward(ctx, gg):
+    y, gy = ctx.inputs
+    return gg * gy * (1 - 2 * y), ctx.ops.sigmoid_grad(y, gg)
+
+
+def _same_shapes(y, gy):
+    if y != gy:
+        raise ShapeError(f"sigmoid_grad: shapes {y} and {gy} must be equal")
+    return y
 
 
 # --- relu / leaky_relu ---
@@ -84,7 +105,24 @@ def _log_softmax_backward(ctx, gy):
 
 
 SPECS = [
-    OpSpec("sigmoid", _sigmoid_forward, same_shape, _sigmoid_backward, doc="1 / (1 + exp(-x))."),
+    OpSpec(
+        "sigmoid",
+        _sigmoid_forward,
+        same_shape,
+        _sigmoid_backward,
+        requires=("sigmoid_grad",),
+        doc="1 / (1 + exp(-x)).",
+    ),
+    OpSpec(
+        "sigmoid_grad",
+        _sigmoid_grad_forward,
+        _same_shapes,
+        _sigmoid_grad_backward,
+        inputs=("y", "gy"),
+        requires=("sigmoid_grad",),
+        domain=(Domain(0.05, 0.95), Domain()),
+        doc="gy * y * (1 - y): sigmoid's backward given its output y, fused.",
+    ),
     OpSpec(
         "relu",
         lambda x: np.maximum(x, 0),
