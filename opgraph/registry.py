@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
+import keyword
 import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
@@ -112,8 +113,8 @@ def _signature_problems(spec: OpSpec) -> Iterator[str]:
         yield f"inputs must be a tuple of names, got {spec.inputs!r}"
         return
     names = spec.input_names
-    if not names or any(not NAME_RE.match(n) for n in names):
-        yield f"inputs {spec.inputs!r} must be non-empty identifiers"
+    if not names or any(not n.isidentifier() or keyword.iskeyword(n) for n in names):
+        yield f"inputs {spec.inputs!r} must be Python identifiers (W as in DeZero is fine)"
     if any(n.startswith("*") for n in spec.inputs) and not spec.variadic:
         yield "a variadic input (*xs) must be the only input"
     if unknown := set(spec.nondiff) - set(names):

@@ -117,7 +117,7 @@ SPECS = [
         _linear_forward,
         _linear_rule,
         _linear_backward,
-        inputs=("x", "w", "b?"),
+        inputs=("x", "W", "b?"),
         kind="custom",
         sample_inputs=_linear_samples,
         doc="x @ W + b for x (..., in), W (in, out) and an optional bias broadcast to (out,).",

@@ -184,7 +184,7 @@ SPECS = [
         _conv2d_forward,
         _conv2d_rule,
         _conv2d_backward,
-        inputs=("x", "w", "b?"),
+        inputs=("x", "W", "b?"),
         attrs=(STRIDE, PAD),
         requires=("deconv2d", "im2col"),
         kind="custom",
@@ -198,7 +198,7 @@ SPECS = [
         _deconv2d_forward,
         _deconv2d_rule,
         _deconv2d_backward,
-        inputs=("x", "w", "b?"),
+        inputs=("x", "W", "b?"),
         attrs=(
             STRIDE,
             PAD,
