@@ -99,8 +99,14 @@ class Op:
         self._n_inputs = 1 if spec.variadic else len(spec.inputs)
         self._optional = tuple(n.endswith("?") for n in spec.inputs)
         self._params = spec.input_names + tuple(a.name for a in spec.attrs)
-        self._defaults = {a.name: a.default for a in spec.attrs if not a.required}
         self._checks = {a.name: a.check for a in spec.attrs if a.check is not None}
+        # defaults in the form their check gives (stride=1 -> (1, 1)); the registry has
+        # validated that each default passes its check
+        self._defaults = {
+            a.name: a.default if a.check is None else a.check(a.default)
+            for a in spec.attrs
+            if not a.required
+        }
         self._n_outputs = spec.n_outputs
         self._plain_output = spec.n_outputs == 1 and not spec.saves_state
         self._saves_state = spec.saves_state

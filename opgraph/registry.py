@@ -106,6 +106,16 @@ def _function_problems(spec: OpSpec) -> Iterator[str]:
         yield f"backward must be callable or None, got {spec.backward!r}"
 
 
+def _default_problems(spec: OpSpec) -> Iterator[str]:
+    """Each attribute default must pass its own check (the op stores the checked form)."""
+    for a in spec.attrs:
+        if a.check is not None and not a.required:
+            try:
+                a.check(a.default)
+            except (TypeError, ValueError) as exc:
+                yield f"the default {a.name}={a.default!r} fails its own check: {exc}"
+
+
 def _signature_problems(spec: OpSpec) -> Iterator[str]:
     if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
         yield f"name {spec.name!r} is not a lowercase identifier"
@@ -122,6 +132,7 @@ def _signature_problems(spec: OpSpec) -> Iterator[str]:
     if not all(isinstance(a, Attr) for a in spec.attrs):
         yield f"attrs must be Attr objects, got {spec.attrs!r}"
         return
+    yield from _default_problems(spec)
     attr_names = [a.name for a in spec.attrs]
     if len(set(attr_names + list(names))) != len(attr_names) + len(names):
         yield "input and attribute names must be distinct"

@@ -115,3 +115,30 @@ def test_opgraph_list_table():
         line.startswith("sum(x, axis=None, keepdims=False)") and "builtin (opgraph" in line
         for line in out.stdout.splitlines()
     )
+
+
+def test_attribute_defaults_are_stored_in_their_checked_form(fake_site):
+    fake_site.add_plugin(
+        "opgraph-defaults",
+        """
+        import numpy as np
+        from opgraph import Attr, OpSpec, hookimpl
+
+        def pair(v):
+            return (v, v) if isinstance(v, int) else tuple(v)
+
+        def bad(v):
+            raise ValueError("never valid")
+
+        @hookimpl
+        def opgraph_ops():
+            yield OpSpec("shifted", lambda x, step: x + step[0] * 10 + step[1],
+                         lambda x, step: x, lambda ctx, gy: gy,
+                         attrs=(Attr("step", 1, pair),))
+            yield OpSpec("broken_default", lambda x, k: x, lambda x, k: x, lambda ctx, gy: gy,
+                         attrs=(Attr("k", 0, bad),))
+        """,
+    )
+    ops = opgraph.ops
+    assert ops.shifted(np.array(0.0)).data == 11.0  # the default 1 reached forward as (1, 1)
+    assert "broken_default" not in ops  # rejected at load: its default fails its check

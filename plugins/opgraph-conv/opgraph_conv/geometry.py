@@ -34,8 +34,8 @@ kernel_pair = pair_of(1)
 stride_pair = pair_of(1)
 pad_pair = pair_of(0)
 
-STRIDE = Attr("stride", (1, 1), stride_pair, doc="step between windows (SH, SW) or one int")
-PAD = Attr("pad", (0, 0), pad_pair, doc="zeros added on each side (PH, PW) or one int")
+STRIDE = Attr("stride", 1, stride_pair, doc="step between windows (SH, SW) or one int")
+PAD = Attr("pad", 0, pad_pair, doc="zeros added on each side (PH, PW) or one int")
 WINDOW_ATTRS = (
     Attr("kernel_size", check=kernel_pair, doc="window (KH, KW) or one int"),
     STRIDE,
