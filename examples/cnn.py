@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from sgd import dense_params, train_epoch
+from sgd import dense_params, fit
 
 import opgraph
 from opgraph import Variable
@@ -61,14 +61,7 @@ def train(
     x, t = make_bars_and_crosses(seed=seed)
     rng = np.random.default_rng(seed)
     model = SmallCNN(rng)
-    history = []
-    for epoch in range(1, epochs + 1):
-        loss, accuracy = train_epoch(
-            model, model.params, x, t, lr=lr, batch_size=batch_size, rng=rng
-        )
-        history.append((loss, accuracy))
-        log(f"epoch {epoch:3d}  loss {loss:.4f}  accuracy {accuracy:.3f}")
-    return history
+    return fit(model, x, t, epochs=epochs, lr=lr, batch_size=batch_size, rng=rng, log=log)
 
 
 if __name__ == "__main__":

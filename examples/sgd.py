@@ -53,3 +53,26 @@ def train_epoch(
     with opgraph.no_grad():
         accuracy = float(ops.accuracy(model(x), t).data)
     return total / len(x), accuracy
+
+
+def fit(
+    model: Callable[[np.ndarray], Variable],
+    x: np.ndarray,
+    t: np.ndarray,
+    *,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    log: Callable[[str], object] = print,
+) -> list[tuple[float, float]]:
+    """``epochs`` epochs of `train_epoch` over ``model.params``; logs and returns (loss,
+    accuracy) per epoch."""
+    history = []
+    for epoch in range(1, epochs + 1):
+        loss, accuracy = train_epoch(
+            model, model.params, x, t, lr=lr, batch_size=batch_size, rng=rng
+        )
+        history.append((loss, accuracy))
+        log(f"epoch {epoch:3d}  loss {loss:.4f}  accuracy {accuracy:.3f}")
+    return history

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 
 import numpy as np
-from sgd import dense_params, train_epoch
+from sgd import dense_params, fit
 
 import opgraph
 
@@ -54,14 +54,7 @@ def train(
     x, t = make_spiral(seed=seed)
     rng = np.random.default_rng(seed)
     model = TwoLayerNet(hidden, 3, rng)
-    history = []
-    for epoch in range(1, epochs + 1):
-        loss, accuracy = train_epoch(
-            model, model.params, x, t, lr=lr, batch_size=batch_size, rng=rng
-        )
-        history.append((loss, accuracy))
-        log(f"epoch {epoch:3d}  loss {loss:.4f}  accuracy {accuracy:.3f}")
-    return history
+    return fit(model, x, t, epochs=epochs, lr=lr, batch_size=batch_size, rng=rng, log=log)
 
 
 if __name__ == "__main__":
