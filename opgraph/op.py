@@ -47,13 +47,15 @@ def as_inputs(values: Any) -> tuple[Variable, ...]:
 
 
 def _reference_dtype(values: Any) -> np.dtype | None:
-    """The dtype Python numbers adapt to: the first array input's."""
-    for v in values:
-        if isinstance(v, Variable):
-            return v.data.dtype
-        if isinstance(v, np.ndarray):
-            return v.dtype
-    return None
+    """The dtype Python numbers adapt to: the promoted dtype of the array inputs, masks left
+    out (``where(mask, x32, 0.0)`` stays float32)."""
+    dtypes = [
+        v.data.dtype if isinstance(v, Variable) else v.dtype
+        for v in values
+        if isinstance(v, (Variable, np.ndarray))
+    ]
+    numeric = [d for d in dtypes if d.kind != "b"] or dtypes
+    return np.result_type(*numeric) if numeric else None
 
 
 def _constant(value: Any, ref: np.dtype | None) -> np.ndarray:

@@ -275,3 +275,9 @@ def test_a_value_used_by_a_later_op_and_by_that_ops_input_gets_every_gradient_fi
     y.backward()
     s = np.sin(0.7)
     assert x.grad.data == pytest.approx((np.cos(s) - s * np.sin(s)) * np.cos(0.7))
+
+
+def test_python_numbers_adapt_to_the_array_inputs_not_to_a_mask():
+    x = Variable(np.ones(2, dtype=np.float32))
+    assert ops.where(np.array([True, False]), x, 0.0).dtype == np.float32
+    assert ops.where(np.array([True, False]), 0.0, x).dtype == np.float32
