@@ -54,8 +54,10 @@ def _reference_dtype(values: Any) -> np.dtype | None:
         for v in values
         if isinstance(v, (Variable, np.ndarray))
     ]
+    if len(dtypes) <= 1:  # the common `x * 2.0`: no promotion to compute
+        return dtypes[0] if dtypes else None
     numeric = [d for d in dtypes if d.kind != "b"] or dtypes
-    return np.result_type(*numeric) if numeric else None
+    return np.result_type(*numeric)
 
 
 def _constant(value: Any, ref: np.dtype | None) -> np.ndarray:
