@@ -36,6 +36,10 @@ class ExpectedFailure:
     check: str | None
     reason: str
 
+    def covers(self, op: str, check: str) -> bool:
+        """Whether this entry excuses ``check`` of ``op``."""
+        return self.op == op and self.check in (None, check)
+
 
 @dataclass(frozen=True)
 class ConformanceSettings:
@@ -53,10 +57,3 @@ class ConformanceSettings:
     tolerances: Mapping[str, Mapping[str, Tolerance]] = field(default_factory=dict)
     """Per-op, per-dtype tolerance overrides: op name -> dtype name -> Tolerance."""
     expected_failures: tuple[ExpectedFailure, ...] = ()
-
-    def expected_failure(self, op: str, check: str) -> ExpectedFailure | None:
-        """The entry declaring ``check`` of ``op`` a known failure, if any."""
-        for entry in self.expected_failures:
-            if entry.op == op and entry.check in (None, check):
-                return entry
-        return None
