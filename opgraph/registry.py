@@ -303,10 +303,12 @@ def _resolve(
         for name, op in list(chosen.items()):
             if missing := [r for r in op.spec.requires if r in dropped]:
                 dep = missing[0]
-                why = "no active plugin provides" if dep not in providers else "skipped"
-                dropped[name] = f"its backward requires {dep!r}, which {why} it"
-                if dep in providers:
-                    dropped[name] += f" ({dropped[dep]})"
+                why = (
+                    f"was skipped ({dropped[dep]})"
+                    if dep in providers
+                    else "no active plugin provides it"
+                )
+                dropped[name] = f"its backward requires {dep!r}, which {why}"
                 del chosen[name]
                 unmet = True
     return chosen, dropped, conflicts

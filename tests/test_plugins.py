@@ -61,6 +61,12 @@ NEEDS_MISSING_OP = """
                        backward=lambda ctx, gy: ctx.ops.unknown_op(gy),
                        requires=("unknown_op",))]
 """
+NEEDS_A_DROPPED_OP = NEEDS_MISSING_OP.replace(
+    "return [",
+    """return [OpSpec(name="shake", forward=lambda x: x, shape_rule=lambda x: x,
+                       backward=lambda ctx, gy: ctx.ops.wobble(gy), requires=("wobble",)),
+            """,
+)
 
 
 def imports_marker(path) -> str:
@@ -134,6 +140,16 @@ def test_an_op_whose_dependency_is_missing_is_dropped_with_its_reason(fake_site,
     ):
         opgraph.ops.wobble  # noqa: B018
     assert "'wobble'" in capsys.readouterr().err
+
+
+def test_an_op_whose_dependency_was_dropped_is_dropped_too_and_says_why(fake_site):
+    fake_site.add_plugin("wobble-ops", NEEDS_A_DROPPED_OP)
+    with pytest.raises(AttributeError) as info:
+        opgraph.ops.shake  # noqa: B018
+    assert (
+        "its backward requires 'wobble', which was skipped (its backward requires "
+        "'unknown_op', which no active plugin provides it)" in str(info.value)
+    )
 
 
 @pytest.mark.parametrize("order", [("fast-a", "fast-b"), ("fast-b", "fast-a")])
