@@ -329,23 +329,23 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()
             f"essential ops {missing} are unavailable ({dropped[missing[0]]}); the built-in "
             "plugin 'builtin' of the opgraph distribution must load"
         )
-    unavailable = {
-        name: f"op {name!r} from {providers[name][0].provenance} was skipped: {dropped[name]}"
-        for name in shown
-        if name in dropped
+    targets = {**{name: name for name in shown}, **choice.aliases}  # shown name -> op name
+    skipped = {
+        op: f"op {op!r} from {providers[op][0].provenance} was skipped: {dropped[op]}"
+        for op in sorted(set(targets.values()) & dropped.keys())
     }
-    for message in unavailable.values():
+    for message in skipped.values():
         print(f"opgraph: warning: {message}", file=sys.stderr)
-    unavailable.update(
-        (name, f"{choice.source} does not select it (ops.include / ops.exclude)")
+    unavailable = {
+        name: f"{choice.source} does not select it (ops.include / ops.exclude)"
         for name in providers
         if name not in shown
-    )
+    }
+    unavailable.update((name, skipped[op]) for name, op in targets.items() if op in skipped)
     for op in chosen.values():
         deps = {n: chosen[n] for n in (*ESSENTIAL, *op.spec.requires)}
         op.deps = OpSet(deps, label=f"the declared dependencies of {op.name!r} (requires=...)")
-    visible = {n: chosen[n] for n in shown if n in chosen}
-    visible.update((alias, chosen[target]) for alias, target in choice.aliases.items())
+    visible = {name: chosen[op] for name, op in targets.items() if op in chosen}
     opset = OpSet(visible, label=choice.label, unavailable=unavailable)
     essential = OpSet(
         {n: chosen[n] for n in ESSENTIAL}, label=f"the essential ops of {choice.label}"

@@ -152,6 +152,16 @@ def test_an_op_whose_dependency_was_dropped_is_dropped_too_and_says_why(fake_sit
     )
 
 
+def test_an_alias_of_a_dropped_op_says_why_it_is_missing(fake_site, tmp_path):
+    fake_site.add_plugin("wobble-ops", NEEDS_MISSING_OP)
+    config = tmp_path / "alias.yaml"
+    config.write_text("ops: {exclude: [wobble], aliases: {wob: wobble}}\n")
+    ops = opgraph.load_opset(config)
+    assert "wob" not in ops
+    with pytest.raises(AttributeError, match=r"no op 'wob' .*: op 'wobble' from .* was skipped"):
+        ops.wob  # noqa: B018
+
+
 @pytest.mark.parametrize("order", [("fast-a", "fast-b"), ("fast-b", "fast-a")])
 def test_a_conflict_is_one_error_naming_both_providers_and_the_fix(fake_site, order):
     versions = {"fast-a": "1.0", "fast-b": "2.0"}
