@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opgraph import OpSpec, Variable, hookimpl, unbroadcast
+from opgraph import OpSpec, ShapeError, Variable, hookimpl, unbroadcast
 from opgraph.shapes import broadcast
 
 
@@ -72,6 +72,13 @@ def _recycling_add(a, b):
     return a + b
 
 
+def _vague_rule(a, b):
+    try:
+        return tuple(np.broadcast_shapes(a, b))
+    except ValueError:
+        raise ShapeError("incompatible shapes") from None  # names neither the op nor the shapes
+
+
 def _add_backward(ctx, gy):
     a, b = ctx.inputs
     return unbroadcast(gy, a), unbroadcast(gy, b)
@@ -101,6 +108,14 @@ SPECS = [
     OpSpec("faulty_mutates_input", _mutating_forward, _same, _double),
     OpSpec("faulty_not_differentiable", np.sin, _same, _numpy_backward),
     _binary("faulty_accepts_bad_shapes", _recycling_add, _add_backward),
+    OpSpec(
+        "faulty_vague_shape_error",
+        np.add,
+        _vague_rule,
+        _add_backward,
+        inputs=("a", "b"),
+        kind="broadcast",
+    ),
     OpSpec("faulty_backward_raises", np.cos, _same, _raising_backward),
     OpSpec("faulty_nan_in_domain", _nan_forward, _same, _nan_backward),
 ]
@@ -115,6 +130,7 @@ DEFECTS = {
     "faulty_mutates_input": "no_mutation",
     "faulty_not_differentiable": "grad_of_grad",
     "faulty_accepts_bad_shapes": "bad_input",
+    "faulty_vague_shape_error": "bad_input",
     "faulty_backward_raises": "grad_count",
     "faulty_nan_in_domain": "grad_value",
 }
