@@ -32,7 +32,7 @@ def write(tmp_path):
     return write
 
 
-def problems(path: Path, build: bool = False) -> str:
+def problems(path: Path) -> str:
     """The ConfigError message of loading (and building) the config at ``path``."""
     with pytest.raises(ConfigError) as info:
         cfg = config.load_config(path)
@@ -229,13 +229,11 @@ def test_reasons_and_report_paths_must_be_meaningful(write):
 
 def test_plugin_names_are_checked(write):
     message = problems(write("plugins:\n  enable: [biultin]\n  disable: [opgraph]\n"))
-    assert "plugins.enable[0]: unknown plugin 'biultin'; did you mean builtin" in message or (
-        "plugins.disable[0]" in message
-    )
     assert "3:13: plugins.disable[0]: 'opgraph' provides the essential ops" in message
-    assert "unknown plugin 'biultin'; did you mean builtin" in problems(
-        write("plugins:\n  enable: [biultin]\n")
-    )
+    assert "(1 problem)" in message  # installed names are checked once the file itself is valid
+    message = problems(write("plugins:\n  enable: [biultin]\n  disable: [no-such-ops]\n"))
+    assert "2:12: plugins.enable[0]: unknown plugin 'biultin'; did you mean builtin" in message
+    assert "3:13: plugins.disable[0]: unknown plugin 'no-such-ops'" in message
 
 
 @pytest.mark.parametrize(
