@@ -24,7 +24,9 @@ import pytest
 from opgraph.conformance.report import failure_details
 from opgraph.conformance.runner import Result, op_cases, run_op, selected_checks
 from opgraph.conformance.selection import select_ops
+from opgraph.conformance.settings import ConformanceSettings
 from opgraph.errors import ConfigError
+from opgraph.op import Op
 
 Param = tuple[str, str, "int | None"]
 
@@ -49,14 +51,18 @@ class ConformanceSuite:
         names, plugin_names = list(ops or ()), list(plugins or ())
         chosen = select_ops(loaded.build_opset(), names or None, plugin_names or None)
         self.ops = {op.name: op for op in chosen}
-        self.cases = {op.name: op_cases(op, self.settings) for op in chosen}
+        self.cases = {op.name: _cases_or_none(op, self.settings) for op in chosen}
         self._results: dict[tuple[str, str, int | None], Result] = {}
 
     def params(self) -> list[Param]:
         """(op, check, sample) for every test, in report order."""
         checks = selected_checks(self.settings)
         params: list[Param] = []
-        for name, (cases, bad_cases) in self.cases.items():
+        for name, found in self.cases.items():
+            if found is None:  # generation crashed: the run reports it once per check
+                params += [(name, c, None) for c in checks]
+                continue
+            cases, bad_cases = found
             params += [(name, c, case.index) for case in cases for c in checks if c != "bad_input"]
             if "bad_input" in checks:
                 params += [(name, "bad_input", b.index) for b in bad_cases] or [
@@ -84,6 +90,15 @@ class ConformanceSuite:
             pytest.xfail(result.message)
         if result.failed:
             pytest.fail(failure_details(result, self.settings.seed, self.extra), pytrace=False)
+
+
+def _cases_or_none(op: Op, settings: ConformanceSettings) -> tuple[list, list] | None:
+    """The op's samples, or None when generating them crashes: collection must go on, and the
+    run reports the crash as an ``error`` of every check, like ``opgraph check``."""
+    try:
+        return op_cases(op, settings)
+    except Exception:
+        return None
 
 
 def param_id(param: Param) -> str:

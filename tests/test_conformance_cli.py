@@ -115,3 +115,36 @@ def test_conformance_suite_one_liner_reports_a_faulty_plugin(fake_site, tmp_path
     assert (
         "test_conformance[faulty_unbroadcast-grad_value-" not in ran.stdout.split("short test")[-1]
     )
+
+
+BROKEN_SAMPLES = """
+import numpy as np
+from opgraph import OpSpec, hookimpl
+
+
+def _samples(rng, dtype):
+    raise RuntimeError("sample_inputs is broken")
+
+
+@hookimpl
+def opgraph_ops():
+    return [OpSpec("broken_samples", np.sin, lambda x: x, None, nondiff=("x",),
+                   sample_inputs=_samples)]
+"""
+
+
+def test_a_crash_generating_samples_is_an_error_of_every_check(fake_site):
+    from opgraph.conformance.runner import run
+    from opgraph.testing import ConformanceSuite
+
+    fake_site.add_plugin(
+        "opgraph-broken", BROKEN_SAMPLES, module="opgraph_broken", entry_point="broken"
+    )
+    suite = ConformanceSuite(plugins=("broken",))
+    results = run(suite.ops.values(), suite.settings).results
+    assert [(r.check, r.status, r.sample) for r in results] == [(c, "error", None) for c in CHECKS]
+    assert "sample_inputs is broken" in results[0].message
+    params = suite.params()
+    assert params == [("broken_samples", c, None) for c in CHECKS]
+    with pytest.raises(pytest.fail.Exception, match="generating samples crashed"):
+        suite.verify(params[0])
