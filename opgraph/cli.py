@@ -6,13 +6,18 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from opgraph.op import Op
+    from opgraph.plugins import PluginRecord
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PLUGIN = 0, 1, 2, 3
 """0 ok; 1 a check failed; 2 usage or config error (`ConfigError`); 3 plugin error
 (`PluginError`: a conflict, a missing requirement, or a broken plugin in strict mode)."""
 
 
-def describe(op) -> dict:
+def describe(op: Op) -> dict:
     """One op as a JSON-ready dict: name, signature, provenance."""
     spec, prov = op.spec, op.provenance
     return {
@@ -64,7 +69,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def plugin_row(record) -> dict:
+def plugin_row(record: PluginRecord) -> dict:
     """One plugin as a JSON-ready dict for `opgraph plugins`."""
     prov = record.provenance
     return {
@@ -85,7 +90,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
     config = load_config(args.config) if args.config else registry.default_config()
     selection = config.selection()
-    rows = [plugin_row(r) for r in registry.load_records(selection)]
+    records = registry.load_records(selection)
+    rows = [plugin_row(r) for r in records]
     if args.json:
         json.dump({"plugins": rows, "strict": selection.strict}, sys.stdout, indent=2)
         print()
@@ -108,7 +114,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for r in rows:
             for why in ([r["reason"]] if r["reason"] else []) + r["rejected"]:
                 print(f"{r['plugin']}: {why}")
-    failed = any(r["status"] in ("failed", "incompatible") or r["rejected"] for r in rows)
+    failed = any(r.broken or r.rejected for r in records)
     return EXIT_PLUGIN if selection.strict and failed else EXIT_OK
 
 

@@ -336,6 +336,13 @@ def test_plugins_command_reports_every_plugin(fake_site, monkeypatch, capsys):
     assert cli.main(["plugins"]) == cli.EXIT_PLUGIN
 
 
+def test_plugins_command_in_strict_mode_fails_on_a_rejected_declaration(fake_site, monkeypatch):
+    fake_site.add_plugin("mixed-ops", INVALID)  # active, but two of its ops were rejected
+    assert cli.main(["plugins"]) == cli.EXIT_OK
+    monkeypatch.setenv("OPGRAPH_STRICT_PLUGINS", "1")
+    assert cli.main(["plugins"]) == cli.EXIT_PLUGIN
+
+
 def test_list_keeps_working_and_names_the_broken_plugin(fake_site, capsys):
     fake_site.add_plugin("broken-plugin", HOOK_RAISES)
     assert cli.main(["list"]) == cli.EXIT_OK
