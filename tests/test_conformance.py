@@ -4,6 +4,7 @@ every registered op passing every check."""
 from __future__ import annotations
 
 import importlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -241,14 +242,47 @@ def test_expected_failures_become_xfail_and_stale_ones_xpass(fake_site):
     assert rep.failed  # a stale expectation fails the run
 
 
+TOLERANT_SOURCE = """
+import numpy as np
+from opgraph import OpSpec, Tolerance, hookimpl
+
+LOOSE = Tolerance(10.0, 10.0, "declared by the op")
+
+
+def _doubled(ctx, gy):
+    return gy * ctx.ops.cos(ctx.inputs[0]) * 2.0
+
+
+@hookimpl
+def opgraph_ops():
+    return [OpSpec("tolerant_sin", np.sin, lambda x: x, _doubled, requires=("cos",),
+                   tolerances={"float64": LOOSE, "float32": LOOSE})]
+"""
+
+
 def test_tolerance_overrides_per_op_in_the_config_and_the_spec(fake_site):
+    fake_site.add_plugin("opgraph-tolerant", TOLERANT_SOURCE, module="opgraph_tolerant")
     _, opset = install_faulty(fake_site)
-    op = opset["faulty_wrong_value"]
-    loose = {"float64": Tolerance(10.0, 10.0, "test"), "float32": Tolerance(10.0, 10.0, "test")}
-    settings = ConformanceSettings(checks=("grad_value",), tolerances={op.name: loose})
-    results = run([op], settings).results
-    assert failing_checks(results, op.name) == set()
-    assert {r.tolerance for r in results if r.status == "pass"} <= set(loose.values())
+    only_grad_value = ConformanceSettings(checks=("grad_value",))
+    loose = Tolerance(10.0, 10.0, "config")
+    by_config = replace(
+        only_grad_value,
+        tolerances={"faulty_wrong_value": {"float64": loose, "float32": loose}},
+    )
+    results = run([opset["faulty_wrong_value"]], by_config).results
+    assert failing_checks(results, "faulty_wrong_value") == set()
+    assert {r.tolerance for r in results if r.status == "pass"} == {loose}
+
+    tolerant = opset["tolerant_sin"]
+    results = run([tolerant], only_grad_value).results
+    assert failing_checks(results, "tolerant_sin") == set()
+    assert {r.tolerance.reason for r in results if r.status == "pass"} == {"declared by the op"}
+
+    tight = Tolerance(1e-5, 1e-7, "config")
+    config_wins = replace(only_grad_value, tolerances={"tolerant_sin": {"float64": tight}})
+    results = run([tolerant], config_wins).results
+    assert failing_checks(results, "tolerant_sin") == {"grad_value"}
+    assert {r.tolerance for r in results if r.status == "fail"} == {tight}
 
 
 def test_checks_and_dtypes_and_samples_can_be_restricted(fake_site):
