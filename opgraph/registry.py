@@ -164,23 +164,24 @@ def load_records(selection: Selection) -> list[PluginRecord]:
 
 
 def _validate(record: PluginRecord) -> None:
-    valid: list[OpSpec] = []
+    """Keep the plugin's valid declarations (the first of a name); warn about the others."""
+    valid: dict[str, OpSpec] = {}
     for spec in record.specs:
         try:
-            valid.append(validate_spec(spec, record.provenance))
-            if [s.name for s in valid].count(spec.name) > 1:
-                valid.pop()
+            validate_spec(spec, record.provenance)
+            if spec.name in valid:
                 raise OpDeclarationError(
                     f"op {spec.name!r} from {record.provenance} is declared twice; "
                     "the first declaration is used"
                 )
+            valid[spec.name] = spec
         except OpDeclarationError as exc:
             record.rejected.append(str(exc))
             print(
                 f"opgraph: warning: {exc}; the op was skipped, the plugin's other ops loaded",
                 file=sys.stderr,
             )
-    record.specs, record.validated = valid, True
+    record.specs, record.validated = list(valid.values()), True
 
 
 def raise_if_strict(records: Iterable[PluginRecord], selection: Selection) -> None:

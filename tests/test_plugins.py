@@ -418,3 +418,5 @@ def test_an_op_declared_twice_by_one_plugin_keeps_its_first_declaration(fake_sit
     assert "op 'triple' from plugin 'twice_ops' from twice-ops 1.0 is declared twice" in (
         capsys.readouterr().err
     )
+    (record,) = [r for r in registry.plugin_records() if r.name == "twice_ops"]
+    assert ([s.name for s in record.specs], len(record.rejected)) == (["triple"], 1)
