@@ -13,7 +13,7 @@ from typing import Any
 
 from opgraph.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from opgraph.conformance.selection import select_ops
-from opgraph.conformance.settings import CHECKS, ConformanceSettings
+from opgraph.conformance.settings import CHECKS
 from opgraph.errors import ConfigError
 
 
@@ -45,23 +45,6 @@ def add_parser(sub: Any) -> None:
     p.set_defaults(func=cmd_check)
 
 
-@dataclasses.dataclass
-class _Loaded:
-    """What a run needs from the config (or the fallback without a config module)."""
-
-    opset: Any
-    settings: ConformanceSettings
-    json: Path | None
-    junit: Path | None
-
-
-def _load(config_path: str | None) -> _Loaded:
-    from opgraph.config import default_config, load_config
-
-    config = load_config(config_path) if config_path else default_config()
-    return _Loaded(config.build_opset(), config.conformance, config.json, config.junit)
-
-
 def _replay_options(args: argparse.Namespace) -> list[str]:
     extra = ["--config", args.config] if args.config else []
     return [*extra, "--full-jacobian"] if args.full_jacobian else extra
@@ -72,16 +55,17 @@ def _progress(op: Any, i: int, n: int) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from opgraph.config import default_config, load_config
     from opgraph.conformance import report
     from opgraph.conformance.runner import run
 
     try:
-        loaded = _load(args.config)
-        ops = select_ops(loaded.opset, args.op, args.plugin)
+        config = load_config(args.config) if args.config else default_config()
+        ops = select_ops(config.build_opset(), args.op, args.plugin)
     except ConfigError as exc:
         print(f"opgraph check: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = loaded.settings
+    settings = config.conformance
     overrides: dict[str, Any] = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -94,8 +78,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     extra = _replay_options(args)
     print(report.text(result, extra))
     for path, render in (
-        (args.json or loaded.json, report.to_json),
-        (args.junit or loaded.junit, report.to_junit),
+        (args.json or config.json, report.to_json),
+        (args.junit or config.junit, report.to_junit),
     ):
         if path:
             Path(path).write_text(render(result, extra) + "\n")
