@@ -458,9 +458,9 @@ class Config:
         return self.selection().strict
 
     def _check_plugin_names(self) -> None:
-        from opgraph.plugins import discover, names_of
+        from opgraph.plugins import installed_names
 
-        known = {name for ep in discover() for name in names_of(ep)}
+        known = installed_names()
         for key, names in (
             ("plugins.enable", self.enable or []),
             ("plugins.disable", self.disable),

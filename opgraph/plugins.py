@@ -106,6 +106,11 @@ def names_of(ep: EntryPoint) -> set[str]:
     return {canonical_name(ep.name)} | ({canonical_name(dist)} if dist else set())
 
 
+def installed_names() -> set[str]:
+    """Every name an allow or deny list can match: `names_of` each discovered plugin."""
+    return {name for ep in discover() for name in names_of(ep)}
+
+
 @dataclass(frozen=True)
 class Rule:
     """An allowlist (``allow=True``) or a denylist of plugin or distribution names."""
@@ -193,15 +198,14 @@ def reset() -> None:
 def load_all(selection: Selection) -> list[PluginRecord]:
     """The record of every discovered plugin under ``selection``; a name in an allow or deny
     list that matches no installed plugin is warned about (a typo would otherwise do nothing)."""
-    found = discover()
-    known = {name for ep in found for name in names_of(ep)}
+    known = installed_names()
     for rule in selection.rules:
         for name in sorted(rule.names):
             if canonical_name(name) not in known:
                 close = difflib.get_close_matches(canonical_name(name), sorted(known), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 warn_once(f"{rule.source} names {name!r}, which is no installed plugin{hint}")
-    return [record_for(ep, selection) for ep in found]
+    return [record_for(ep, selection) for ep in discover()]
 
 
 def record_for(ep: EntryPoint, selection: Selection) -> PluginRecord:
