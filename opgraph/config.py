@@ -11,6 +11,7 @@ built, still pointing at the line that names it.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -499,7 +500,7 @@ class Config:
 
         for key, patterns in (("ops.include", self.include), ("ops.exclude", self.exclude)):
             for i, pattern in enumerate(patterns):
-                if not any(_glob_match(name, pattern) for name in providers):
+                if not any(fnmatch.fnmatchcase(name, pattern) for name in providers):
                     self._unknown(
                         f"{key}[{i}]", "op (or pattern matching no op)", pattern, providers
                     )
@@ -606,12 +607,6 @@ def _is_dtype_name(name: str) -> bool:
         return np.dtype(name).name == name
     except TypeError:
         return False
-
-
-def _glob_match(name: str, pattern: str) -> bool:
-    import fnmatch
-
-    return fnmatch.fnmatchcase(name, pattern)
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:
