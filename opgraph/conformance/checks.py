@@ -107,6 +107,10 @@ class CaseRun:
             or numeric.DEFAULT_TOLERANCES.get(dtype, numeric.DEFAULT_TOLERANCES["float64"])
         )
 
+    def inputs64(self) -> list[np.ndarray]:
+        """Fresh inputs with the floats cast to float64, where central differences run."""
+        return [a.astype(np.float64) if _is_float(a) else a for a in self.case.inputs()]
+
     def call(self, inputs: Sequence[Any]) -> tuple:
         return call_op(self.op, inputs, self.case.attrs, self.rng_seed)
 
@@ -382,7 +386,7 @@ class _Gradients:
         self.node = self.output_vars[0].creator
         self.outputs = [y.data for y in self.output_vars]
         self.f = run.numeric_function()
-        self.x64 = [a.astype(np.float64) if _is_float(a) else a for a in run.case.inputs()]
+        self.x64 = run.inputs64()
         evaluated = self.f(self.x64)
         self.eps = numeric.step_for(evaluated)
         self.tol = run.tolerance(_tolerance_dtype(run, evaluated))
@@ -507,7 +511,7 @@ def check_grad_of_grad(run: CaseRun) -> Outcome:
         return not_ready
     rng = run.rng("grad_of_grad")
     inputs = run.differentiable_inputs()
-    x64 = [a.astype(np.float64) if _is_float(a) else a for a in run.case.inputs()]
+    x64 = run.inputs64()
     second = _SecondOrder(run, inputs, rng, x64)
     tol = run.tolerance("float64")
     hessian = second.analytic(x64)
