@@ -624,11 +624,9 @@ CASE_CHECKS: dict[str, Callable[[CaseRun], Outcome]] = {
 
 def check_bad_input(op: Op, bad: BadCase) -> Outcome:
     """The op must reject the call with the declared error, before recording anything."""
-    xs = [Variable(v) for v in bad.values]
-    args = [xs] if op.spec.variadic else xs
     shapes = [v.shape for v in bad.values]
     try:
-        op(*args, **bad.attrs)
+        call_op(op, [Variable(v) for v in bad.values], bad.attrs, rng_seed=0)
     except bad.error as exc:
         return _judge_error(op, bad, exc, shapes)
     except Exception as exc:
