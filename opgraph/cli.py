@@ -56,7 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         json.dump({"ops": rows, "broken_plugins": [r.name for r in broken]}, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    width = max(len(_signature(r)) for r in rows)
+    width = max((len(_signature(r)) for r in rows), default=0)
     for r in rows:
         print(f"{_signature(r):<{width}}  {r['plugin']} ({r['distribution']} {r['version']})")
     print(f"{len(rows)} ops", file=sys.stderr)

@@ -395,6 +395,15 @@ def test_config_errors_exit_with_the_usage_code(write, capsys):
     assert capsys.readouterr().out.startswith("sin(x)")
 
 
+def test_list_of_an_op_set_that_shows_nothing(write, capsys):
+    from opgraph import cli
+
+    assert cli.main(["list", "--config", str(write('ops: {exclude: ["*"]}\n'))]) == cli.EXIT_OK
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "0 ops" in err.splitlines()
+
+
 def test_the_first_operator_works_when_the_default_config_hides_essential_ops(
     fake_site, write, monkeypatch
 ):
