@@ -69,6 +69,8 @@ def _describe(node: Any, value: Any) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
+    if value is None:
+        return "null"
     kinds = {bool: "a boolean", int: "an integer", float: "a number", str: "a string"}
     return f"{kinds.get(type(value), type(value).__name__)} ({node.value!r})"
 

@@ -70,6 +70,7 @@ def test_an_unknown_key_is_rejected_with_file_line_and_a_suggestion(write):
         ("- a\n", "1:1: (top level): expected a mapping, got a list"),
         ("report:\n  json: {a: 1}\n", "report.json: expected a string, got a mapping"),
         ("conformance:\n  max_samples: 0\n", "conformance.max_samples: expected an integer >= 1"),
+        ("providers:\n  sin: ~\n", "2:8: providers.sin: expected a string, got null\n"),
     ],
 )
 def test_a_wrong_type_is_named(write, text, expected):
