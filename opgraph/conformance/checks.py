@@ -173,8 +173,7 @@ class Probe:
             return
         rng = run.rng("grad_count")
         self.cotangents = [_random_like(rng, y.data) for y in self.outputs]
-        cotangent_vars = [Variable(c) for c in self.cotangents]
-        before = [c.copy() for c in self.cotangents]
+        cotangent_vars = [Variable(c.copy()) for c in self.cotangents]  # backward gets copies
         try:
             node = self.outputs[0].creator
             if node is None:
@@ -187,7 +186,6 @@ class Probe:
         self.grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
         self.after_backward = [a.copy() for a in self.inputs]
         self.cotangents_after = [c.data for c in cotangent_vars]
-        self.cotangents = before
 
 
 def _random_like(rng: np.random.Generator, like: np.ndarray) -> np.ndarray:
