@@ -196,7 +196,11 @@ def test_a_defect_is_reported_with_a_useful_message(fake_site):
     assert "without raising ShapeError" in first("faulty_accepts_bad_shapes", "bad_input").message
     vague = first("faulty_vague_shape_error", "bad_input").message
     assert "does not name `faulty_vague_shape_error`, (2, 4), (2, 3)" in vague
-    assert "in place" in first("faulty_mutates_input", "no_mutation").message
+    assert (
+        "forward modified input 0 in place" in first("faulty_mutates_input", "no_mutation").message
+    )
+    clobbered = first("faulty_mutates_grad", "no_mutation").message
+    assert "backward modified output gradient 0 in place" in clobbered
     assert (
         "build the backward from opgraph ops"
         in first("faulty_not_differentiable", "grad_of_grad").message

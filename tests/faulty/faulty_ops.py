@@ -59,6 +59,12 @@ def _mutating_forward(x):
     return y
 
 
+def _clobbering_backward(ctx, gy):
+    gx = gy * 2.0
+    gy.data[...] = 0  # clobbers the caller's output gradient
+    return gx
+
+
 def _numpy_backward(ctx, gy):
     (x,) = ctx.inputs
     return Variable(gy.data * np.cos(x.data))  # right values, but cut off from the graph
@@ -106,6 +112,7 @@ SPECS = [
     OpSpec("faulty_grad_dtype", lambda x: 2.0 * x, _same, _float64_grad),
     OpSpec("faulty_shape_rule", lambda x: 2.0 * x, lambda x: (*x, 1), _double),
     OpSpec("faulty_mutates_input", _mutating_forward, _same, _double),
+    OpSpec("faulty_mutates_grad", lambda x: 2.0 * x, _same, _clobbering_backward),
     OpSpec("faulty_not_differentiable", np.sin, _same, _numpy_backward),
     _binary("faulty_accepts_bad_shapes", _recycling_add, _add_backward),
     OpSpec(
@@ -128,6 +135,7 @@ DEFECTS = {
     "faulty_grad_dtype": "grad_dtype",
     "faulty_shape_rule": "shape_rule",
     "faulty_mutates_input": "no_mutation",
+    "faulty_mutates_grad": "no_mutation",
     "faulty_not_differentiable": "grad_of_grad",
     "faulty_accepts_bad_shapes": "bad_input",
     "faulty_vague_shape_error": "bad_input",
