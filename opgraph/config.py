@@ -17,11 +17,17 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opgraph.contract import NAME_RE, Tolerance
 from opgraph.errors import ConfigError, PluginError
 from opgraph.versions import Requirement, canonical_name
+
+if TYPE_CHECKING:  # imported lazily at run time: a config is read before any plugin loads
+    from opgraph.conformance.settings import ConformanceSettings
+    from opgraph.op import Op
+    from opgraph.plugins import PluginRecord, Rule, Selection
+    from opgraph.registry import OpSet
 
 NULL_TAG = "tag:yaml.org,2002:null"
 PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
@@ -363,8 +369,8 @@ class Config:
         self.junit = Path(report["junit"]) if "junit" in report else None
         self._check_static()
         self._raise_errors()
-        self._opset: Any = None
-        self._conformance: Any = None
+        self._opset: OpSet | None = None
+        self._conformance: ConformanceSettings | None = None
 
     # -- helpers for messages ----------------------------------------------------------------
 
@@ -434,7 +440,7 @@ class Config:
 
     # -- checks against the installed plugins -----------------------------------------------
 
-    def plugin_rules(self) -> list:
+    def plugin_rules(self) -> list[Rule]:
         """The config's allow and deny lists as plugin-selection rules."""
         from opgraph.plugins import Rule
 
@@ -449,7 +455,7 @@ class Config:
             )
         return rules
 
-    def selection(self) -> Any:
+    def selection(self) -> Selection:
         """The plugin selection: environment (``OPGRAPH_*_PLUGINS``) and this config together."""
         from opgraph.plugins import Selection
 
@@ -473,7 +479,7 @@ class Config:
                     self._unknown(f"{key}[{i}]", "plugin", name, known)
         self._raise_errors()
 
-    def _check_requires(self, records: list) -> None:
+    def _check_requires(self, records: list[PluginRecord]) -> None:
         from importlib.metadata import PackageNotFoundError, version
 
         for required in self.requires:
@@ -497,7 +503,7 @@ class Config:
                     + "; ".join(f"{r.provenance} is {r.status}: {r.reason}" for r in bad)
                 )
 
-    def _check_op_names(self, providers: Mapping[str, list]) -> None:
+    def _check_op_names(self, providers: Mapping[str, list[Op]]) -> None:
         from opgraph.registry import provided_by, provider_key
 
         for key, patterns in (("ops.include", self.include), ("ops.exclude", self.exclude)):
@@ -521,7 +527,7 @@ class Config:
                 )
         self._raise_errors()
 
-    def build_opset(self, label: str | None = None) -> Any:
+    def build_opset(self, label: str | None = None) -> OpSet:
         """The op set this config selects (an `opgraph.registry.OpSet`), built once."""
         from opgraph import registry
 
@@ -547,13 +553,13 @@ class Config:
     # -- conformance settings ----------------------------------------------------------------
 
     @property
-    def conformance(self) -> Any:
+    def conformance(self) -> ConformanceSettings:
         """The `ConformanceSettings` of this config, its op names checked against the op set."""
         if self._conformance is None:
             self._conformance = self._conformance_settings()
         return self._conformance
 
-    def _conformance_settings(self) -> Any:
+    def _conformance_settings(self) -> ConformanceSettings:
         from opgraph.conformance.settings import ConformanceSettings, ExpectedFailure
 
         section = self._tree.get("conformance", {})

@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opgraph import engine
 from opgraph.contract import KINDS, NAME_RE, Attr, OpSpec
@@ -18,6 +18,9 @@ from opgraph.errors import OpDeclarationError, PluginError
 from opgraph.op import Op, Provenance
 from opgraph.plugins import PluginRecord, Selection, load_all, trace
 from opgraph.versions import canonical_name
+
+if TYPE_CHECKING:
+    from opgraph.config import Config
 
 ESSENTIAL = (
     "add",
@@ -364,7 +367,7 @@ def plugin_records() -> list[PluginRecord]:
     return load_records(default_config().selection())
 
 
-def default_config() -> Any:
+def default_config() -> Config:
     """The config of the default op set: ``OPGRAPH_CONFIG``, else the packaged default.yaml."""
     from opgraph import config
 
