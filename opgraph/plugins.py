@@ -58,6 +58,7 @@ class PluginRecord:
 
 
 def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """An on/off environment variable: any of `TRUE_WORDS`, in any case; else off."""
     return environ.get(name, "").strip().lower() in TRUE_WORDS
 
 
@@ -95,6 +96,8 @@ def provenance_of(ep: EntryPoint) -> Provenance:
 
 
 def is_essential(ep: EntryPoint) -> bool:
+    """Judged by distribution, so a third-party plugin that is also named ``builtin`` gets no
+    exemption from allow and deny lists."""
     dist = distribution_of(ep)
     return dist is not None and canonical_name(dist) == ESSENTIAL_DISTRIBUTION
 
@@ -144,6 +147,8 @@ class Selection:
         return cls(tuple(rules), strict=env_flag("OPGRAPH_STRICT_PLUGINS", environ))
 
     def extended(self, rules: Iterable[Rule], strict: bool = False) -> Selection:
+        """Add a config's rules: a plugin must then pass every rule, and either side may
+        turn strict mode on (neither can turn the other's off)."""
         return Selection((*self.rules, *rules), strict=self.strict or strict)
 
     def skip_reason(self, ep: EntryPoint) -> str | None:
@@ -165,6 +170,7 @@ class Selection:
 
 
 def split_names(text: str) -> frozenset[str]:
+    """The names of a comma-separated variable, blanks dropped (``a, b,`` is ``{a, b}``)."""
     return frozenset(n.strip() for n in text.split(",") if n.strip())
 
 
@@ -293,6 +299,7 @@ _warned: set[str] = set()
 
 
 def warn_once(message: str) -> None:
+    """Warn on stderr once per process: op sets are rebuilt per config, the warning is not."""
     if message not in _warned:
         _warned.add(message)
         print(f"opgraph: warning: {message}", file=sys.stderr)

@@ -241,6 +241,8 @@ def provider_key(op: Op, rivals: Iterable[Op] = ()) -> str:
 
 
 def provided_by(op: Op, key: str) -> bool:
+    """Whether a config's ``providers`` value names ``op``'s plugin or distribution (either
+    works, in PEP 503 normal form, as `provider_key` may suggest either)."""
     prov = op.provenance
     return canonical_name(key) in {
         canonical_name(prov.plugin),
