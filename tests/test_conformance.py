@@ -152,6 +152,8 @@ def test_projection_and_jacobian_of_a_known_function():
     np.testing.assert_allclose(deriv[1], np.cos(x) * u, rtol=1e-7)
     jac = numeric.numerical_jacobian(f, [x], 0, numeric.EPS_FLOAT64)
     np.testing.assert_allclose(jac, np.vstack([np.diag(2 * x), np.diag(np.cos(x))]), atol=1e-8)
+    empty = numeric.numerical_jacobian(lambda xs: (np.full(2, xs[0].sum()),), [x[:0]], 0, 1e-6)
+    assert empty.shape == (2, 0)  # one row per output element, no input element
     tol = Tolerance(1e-5, 1e-7)
     wrong = jac.copy()
     wrong[4, 1] += 0.5

@@ -56,6 +56,8 @@ def project(outputs: Sequence[np.ndarray], vs: Sequence[np.ndarray]) -> float:
 def numerical_jacobian(f: Function, xs: Arrays, k: int, eps: float) -> np.ndarray:
     """Rows: every output element (outputs concatenated); columns: elements of ``xs[k]``."""
     x = xs[k]
+    if x.size == 0:
+        return np.zeros((sum(o.size for o in f(list(xs))), 0))
     columns = []
     for i in range(x.size):
         e = np.zeros(x.size)
@@ -63,8 +65,7 @@ def numerical_jacobian(f: Function, xs: Arrays, k: int, eps: float) -> np.ndarra
         columns.append(
             np.concatenate([d.ravel() for d in directional(f, xs, k, e.reshape(x.shape), eps)])
         )
-    n_out = sum(o.size for o in f(list(xs)))
-    return np.stack(columns, axis=1) if columns else np.zeros((n_out, 0))
+    return np.stack(columns, axis=1)
 
 
 def analytic_jacobian(
