@@ -11,7 +11,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from opgraph.conformance.checks import CASE_CHECKS, CaseRun, Outcome, check_bad_input, skip
+from opgraph.conformance.checks import (
+    CASE_CHECKS,
+    CaseRun,
+    Outcome,
+    check_bad_input,
+    describe_exception,
+    skip,
+)
 from opgraph.conformance.samples import BadCase, Case, generate_bad_cases, generate_cases
 from opgraph.conformance.settings import CHECKS, ConformanceSettings
 from opgraph.contract import Tolerance
@@ -142,7 +149,7 @@ def _guarded_bad_input(op: Op, bad: BadCase) -> Outcome:
     try:
         return check_bad_input(op, bad)
     except Exception as exc:  # the check itself must never stop a run
-        return Outcome("error", f"bad_input crashed: {type(exc).__name__}: {exc}")
+        return Outcome("error", f"bad_input crashed: {describe_exception(exc)}")
 
 
 def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> list[Result]:
@@ -158,7 +165,7 @@ def _op_results(op: Op, settings: ConformanceSettings, sample: int | None) -> It
     except Exception as exc:
         outcome = Outcome(
             "error",
-            f"generating samples crashed: {type(exc).__name__}: {exc} (check the op's "
+            f"generating samples crashed: {describe_exception(exc)} (check the op's "
             "sample_inputs, error_inputs and Attr examples)",
         )
         yield from (_result(op, c, None, "", outcome) for c in checks)
