@@ -546,6 +546,7 @@ class Config:
                 providers=dict(self.providers),
                 label=label or f"the op set of {self.source}",
                 source=self.source if self.path else PACKAGED_HINT,
+                strict=selection.strict,
             )
             self._opset = registry.build_opset(providers, choice)
         return self._opset

@@ -192,7 +192,10 @@ def raise_if_strict(records: Iterable[PluginRecord], selection: Selection) -> No
     if not selection.strict:
         return
     problems = [f"{r.provenance} is {r.status}: {r.reason}" for r in records if r.broken]
-    problems += [message for r in records for message in r.rejected]
+    _raise_strict(problems + [message for r in records for message in r.rejected])
+
+
+def _raise_strict(problems: list[str]) -> None:
     if problems:
         raise StrictPluginError(
             "strict plugin loading (OPGRAPH_STRICT_PLUGINS, --strict-plugins or "
@@ -224,6 +227,8 @@ class OpChoice:
     label: str = "op set"
     source: str = "your op-set config"
     """What to edit to resolve a conflict (a config path, in messages)."""
+    strict: bool = False
+    """Strict plugin loading: an op dropped for a missing dependency is an error, not a warning."""
 
     def shows(self, name: str) -> bool:
         def hit(patterns: tuple[str, ...]) -> bool:
@@ -324,7 +329,8 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()
     """The op set ``choice`` selects from ``providers``, closed under backward: every op's
     dependencies (its ``requires`` + `ESSENTIAL`) are pulled in as hidden members of its
     ``ctx.ops`` even when the set does not show them. An op whose dependency no plugin
-    provides is dropped with a warning; a conflict among needed ops is one `PluginError`."""
+    provides is dropped with a warning (`StrictPluginError` when ``choice.strict``); a conflict
+    among needed ops is one `PluginError`."""
     shown = [n for n in sorted(providers) if choice.shows(n)]
     wanted = [*ESSENTIAL, *shown, *choice.aliases.values()]
     chosen, dropped, conflicts = _resolve(providers, wanted, choice)
@@ -340,6 +346,8 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()
         op: f"op {op!r} from {providers[op][0].provenance} was skipped: {dropped[op]}"
         for op in sorted(set(targets.values()) & dropped.keys())
     }
+    if choice.strict:
+        _raise_strict(list(skipped.values()))
     for message in skipped.values():
         print(f"opgraph: warning: {message}", file=sys.stderr)
     unavailable = {

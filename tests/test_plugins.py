@@ -280,6 +280,15 @@ def test_strict_mode_also_rejects_invalid_declarations(fake_site, tmp_path):
         opgraph.load_opset(config)
 
 
+def test_strict_mode_also_rejects_an_op_whose_dependency_is_missing(fake_site, monkeypatch):
+    fake_site.add_plugin("wobble-ops", NEEDS_MISSING_OP)
+    monkeypatch.setenv("OPGRAPH_STRICT_PLUGINS", "1")
+    with pytest.raises(
+        registry.StrictPluginError, match=r"op 'wobble' from .* was skipped: .*'unknown_op'"
+    ):
+        registry.default_opset()
+
+
 def test_entry_points_are_scanned_once_per_process(fake_site, monkeypatch, tmp_path):
     fake_site.add_plugin("triple-ops", TRIPLE)
     calls = []
