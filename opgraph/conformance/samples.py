@@ -52,6 +52,10 @@ _MAX_ATTR_COMBINATIONS = 6
 _VARIADIC_COUNT = 3
 _BAD_INPUT_STREAM = 2**31 - 1
 """Keeps the random values of bad inputs apart from those of the samples."""
+_DERIVED_BAD = 2
+"""Bad-input samples derived from the shape rule per op (the declared error inputs come on top)."""
+_DERIVED_BAD_SOURCES = 8
+"""How many of the first valid samples bad shapes are derived from."""
 
 
 @dataclass(frozen=True)
@@ -289,17 +293,11 @@ def _wrong_shapes(shape: Shape) -> Iterator[Shape]:
     yield (2, 5, 4)
 
 
-def generate_bad_cases(
-    spec: OpSpec, cases: list[Case], seed: int, limit: int | None = None
-) -> list[BadCase]:
-    """Calls to reject: shapes the rule rejects (derived from valid cases), then the declared
-    ``error_inputs``. At most two of the first kind, each with a distinct input changed."""
-    bad: list[BadCase] = []
-    rng = op_rng(seed, spec.name, _BAD_INPUT_STREAM)
+def _rejected_reshapes(spec: OpSpec, cases: list[Case]) -> Iterator[tuple[Case, int, Shape]]:
+    """(case, k, shape): input ``k`` of a valid case reshaped to the first wrong shape the rule
+    rejects, repeats skipped."""
     seen: set[tuple] = set()
-    for case in cases[:8]:
-        if len(bad) >= 2:
-            break
+    for case in cases[:_DERIVED_BAD_SOURCES]:
         shapes = tuple(v.shape for v in case.values)
         for k, shape in enumerate(shapes):
             changed = next(
@@ -311,16 +309,26 @@ def generate_bad_cases(
                 None,
             )
             key = (k, changed, repr(dict(case.attrs)))
-            if changed is None or key in seen or len(bad) >= 2:
-                continue
-            seen.add(key)
-            new_shapes = (*shapes[:k], changed, *shapes[k + 1 :])
-            values = tuple(
-                random_values(rng, s, case.dtype, spec.input_domain(j))
-                for j, s in enumerate(new_shapes)
-            )
-            note = f"input {k} reshaped to {changed}, which the shape rule rejects"
-            bad.append(BadCase(len(bad), values, dict(case.attrs), ShapeError, None, note, True))
+            if changed is not None and key not in seen:
+                seen.add(key)
+                yield case, k, changed
+
+
+def generate_bad_cases(
+    spec: OpSpec, cases: list[Case], seed: int, limit: int | None = None
+) -> list[BadCase]:
+    """Calls to reject: at most ``_DERIVED_BAD`` with shapes the rule rejects (derived from
+    valid cases), then the declared ``error_inputs``."""
+    bad: list[BadCase] = []
+    rng = op_rng(seed, spec.name, _BAD_INPUT_STREAM)
+    for case, k, changed in itertools.islice(_rejected_reshapes(spec, cases), _DERIVED_BAD):
+        shapes = [v.shape for v in case.values]
+        shapes[k] = changed
+        values = tuple(
+            random_values(rng, s, case.dtype, spec.input_domain(j)) for j, s in enumerate(shapes)
+        )
+        note = f"input {k} reshaped to {changed}, which the shape rule rejects"
+        bad.append(BadCase(len(bad), values, dict(case.attrs), ShapeError, None, note, True))
     if spec.error_inputs is not None:
         for err in spec.error_inputs():
             values = tuple(np.asarray(a) for a in err.inputs)
