@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from opgraph import engine
 from opgraph.contract import KINDS, NAME_RE, Attr, OpSpec
-from opgraph.errors import OpDeclarationError, PluginError
+from opgraph.errors import ConfigError, OpDeclarationError, PluginError
 from opgraph.op import Op, Provenance
 from opgraph.plugins import PluginRecord, Selection, load_all, trace
 from opgraph.versions import canonical_name
@@ -382,7 +382,12 @@ def default_config() -> Config:
     from opgraph import config
 
     path = os.environ.get("OPGRAPH_CONFIG")
-    return config.load_config(path) if path else config.default_config()
+    if not path:
+        return config.default_config()
+    try:
+        return config.load_config(path)
+    except ConfigError as exc:  # say where the path came from: no --config named it
+        raise ConfigError(f"{exc}\n(named by OPGRAPH_CONFIG: fix the file or unset it)") from None
 
 
 def default_opset() -> OpSet:

@@ -324,6 +324,12 @@ def test_opgraph_config_names_the_default_op_set(fake_site, write, monkeypatch):
     assert (Variable(np.array([1.0, 2.0])) * 2.0).data.tolist() == [2.0, 4.0]
 
 
+def test_a_broken_opgraph_config_says_the_variable_named_it(fake_site, tmp_path, monkeypatch):
+    monkeypatch.setenv("OPGRAPH_CONFIG", str(tmp_path / "nope.yaml"))
+    with pytest.raises(ConfigError, match=r"nope\.yaml.*\n\(named by OPGRAPH_CONFIG"):
+        opgraph.ops  # noqa: B018
+
+
 def test_a_missing_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match=r"cannot read op-set config .*nope\.yaml"):
         config.load_config(tmp_path / "nope.yaml")
