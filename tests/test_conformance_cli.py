@@ -40,11 +40,20 @@ def test_check_passes_on_builtin_ops_and_writes_reports(tmp_path, capsys):
 
 def test_check_fails_with_details_and_the_replay_is_exact(fake_site, tmp_path, capsys):
     install_faulty(fake_site)
-    out_json = tmp_path / "r.json"
-    assert main(["check", "--plugin", "faulty", "--seed", "5", "--json", str(out_json)]) == 1
+    out_json, out_xml = tmp_path / "r.json", tmp_path / "r.xml"
+    argv = ["check", "--plugin", "faulty", "--seed", "5", "--json", str(out_json)]
+    assert main([*argv, "--junit", str(out_xml)]) == 1
     text = capsys.readouterr().out
     assert "FAIL faulty_unbroadcast · grad_shape · plugin 'faulty'" in text
     assert "did not reduce the gradient of input" in text
+    suites = {s.get("name"): s for s in ET.parse(out_xml).getroot()}
+    failure = suites["faulty_unbroadcast"].find("testcase/failure")
+    assert int(suites["faulty_unbroadcast"].get("failures")) > 0
+    assert "did not reduce" in failure.get("message")
+    assert "replay: opgraph check --op faulty_unbroadcast --check grad_shape" in failure.text
+    error = suites["faulty_backward_raises"].find("testcase/error")
+    assert int(suites["faulty_backward_raises"].get("errors")) > 0
+    assert "RuntimeError" in error.get("message")
     failures = [r for r in json.loads(out_json.read_text())["results"] if r["status"] == "fail"]
     wanted = next(r for r in failures if r["check"] == "grad_value")
     assert "--seed 5" in wanted["replay"]
