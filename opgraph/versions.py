@@ -5,6 +5,8 @@ Used for the config's ``plugins.require`` lines and for a plugin distribution's 
 pre-releases, ``.postN``, ``.devN`` and ``+local`` labels (ignored when comparing); operators
 ``==``, ``!=`` (both with a trailing ``.*`` prefix match), ``<``, ``<=``, ``>``, ``>=`` and
 ``~=``. Environment markers (``; python_version < "3.12"``) are kept as text, not evaluated.
+``<`` and ``>`` compare by order only: PEP 440's exclusion of ``1.0rc1`` from ``<1.0`` and of
+``1.0.post1`` from ``>1.0`` is not applied (it matters only for pre- and post-releases).
 """
 
 from __future__ import annotations

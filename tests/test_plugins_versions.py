@@ -25,6 +25,7 @@ def test_versions_sort_in_pep440_order():
         ("x >1.0, !=1.3", ["1.1", "1.3.1"], ["1.0", "1.3"]),
         ("x (<=2.0)", ["2.0", "1.0"], ["2.0.post1"]),
         ("x", ["0.0.1", "99"], ["not a version"]),
+        ("x <1.0, >0.9", ["1.0rc1", "0.9.post1"], ["1.0", "0.9"]),  # by order only, as documented
     ],
 )
 def test_specifiers(requirement, allowed, refused):
