@@ -42,10 +42,12 @@ PASS = Outcome("pass")
 
 
 def skip(reason: str) -> Outcome:
+    """A skip; ``reason`` names the check or condition that makes this one moot."""
     return Outcome("skip", reason)
 
 
 def describe_exception(exc: BaseException) -> str:
+    """``Type: message``, the one format of every crash a check reports."""
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -95,6 +97,7 @@ class CaseRun:
         return self._outcomes[check]
 
     def rng(self, check: str) -> np.random.Generator:
+        """A stream per check, so selecting checks never changes another check's numbers."""
         return op_rng(self.settings.seed, self.op.name, self.case.index, CHECKS.index(check))
 
     def tolerance(self, dtype: str) -> Tolerance:
@@ -311,7 +314,8 @@ def check_grad_shape(run: CaseRun) -> Outcome:
             )
         else:
             message = (
-                f"backward returned a gradient of shape {g.shape} for input {k} of shape {x.shape}"
+                f"backward of `{run.op.name}` returned a gradient of shape {g.shape} for input "
+                f"{k} of shape {x.shape}; return one of the input's shape"
             )
         return Outcome("fail", message, {"expected": str(x.shape), "observed": str(g.shape)})
     return PASS

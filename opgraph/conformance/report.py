@@ -86,6 +86,7 @@ def failure_details(result: Result, seed: int, extra: Sequence[str] = ()) -> str
 
 
 def summary_line(report: RunReport) -> str:
+    """Size, duration and the non-zero status counts, last in the text report."""
     counts = report.counts()
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
     return (
@@ -105,6 +106,7 @@ def text(report: RunReport, extra: Sequence[str] = ()) -> str:
 
 
 def result_dict(result: Result, seed: int, extra: Sequence[str] = ()) -> dict[str, Any]:
+    """One row of the JSON report; its keys are the documented format, read by CI tools."""
     tol = result.tolerance
     return {
         "op": result.op,
