@@ -281,7 +281,7 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
         for impl in impls:
             returned = impl.function()
             specs.extend(returned if returned is not None else ())
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # as at import: a plugin never ends the process
         return PluginRecord(prov, "failed", reason=f"hook opgraph_ops raised {_short_reason(exc)}")
     names = ", ".join(getattr(s, "name", repr(s)) for s in specs)
     trace(

@@ -93,6 +93,11 @@ def test_a_good_plugin_provides_ops_with_provenance(fake_site):
     [
         (IMPORT_FAILS, "import failed: ModuleNotFoundError"),
         (HOOK_RAISES, "hook opgraph_ops raised RuntimeError: cannot find the GPU"),
+        (
+            HOOK_RAISES.replace('RuntimeError("cannot find the GPU")', "SystemExit(2)"),
+            "hook opgraph_ops raised SystemExit: 2",
+        ),
+        ("import sys\nsys.exit('no GPU')\n", "import failed: SystemExit: no GPU"),
         ("x = 1\n", "defines no @opgraph.hookimpl opgraph_ops()"),
     ],
 )
