@@ -266,6 +266,20 @@ def opgraph_ops():
 """
 
 
+def test_a_narrowed_run_does_not_call_an_expected_failure_stale(fake_site):
+    _, opset = install_faulty(fake_site)
+    op = opset["faulty_wrong_value"]
+    whole_op = ExpectedFailure(op.name, None, "known: doubled derivative")
+    other_check = ConformanceSettings(checks=("shape_rule",), expected_failures=(whole_op,))
+    assert {r.status for r in run([op], other_check).results} == {"pass"}
+    grad_value = ExpectedFailure(op.name, "grad_value", "known: doubled derivative")
+    settings = ConformanceSettings(checks=("grad_value",), expected_failures=(grad_value,))
+    statuses = {r.sample: r.status for r in run([op], settings).results}
+    passing = next(sample for sample, status in statuses.items() if status == "pass")
+    assert "xfail" in statuses.values()  # the whole run does judge the entry
+    assert [r.status for r in run([op], settings, sample=passing).results] == ["pass"]
+
+
 def test_tolerance_overrides_per_op_in_the_config_and_the_spec(fake_site):
     fake_site.add_plugin("opgraph-tolerant", TOLERANT_SOURCE, module="opgraph_tolerant")
     _, opset = install_faulty(fake_site)

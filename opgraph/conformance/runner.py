@@ -20,7 +20,7 @@ from opgraph.conformance.checks import (
     skip,
 )
 from opgraph.conformance.samples import BadCase, Case, generate_bad_cases, generate_cases
-from opgraph.conformance.settings import CHECKS, ConformanceSettings
+from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure
 from opgraph.contract import Tolerance
 from opgraph.op import Op
 
@@ -97,9 +97,12 @@ def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) 
     )
 
 
-def apply_expectations(results: list[Result], settings: ConformanceSettings) -> list[Result]:
+def apply_expectations(
+    results: list[Result], settings: ConformanceSettings, sample: int | None = None
+) -> list[Result]:
     """Known failures of one op's results: each failing result an entry covers becomes xfail;
-    when nothing it covers failed, its passes become xpass (the entry is stale)."""
+    when nothing it covers failed in a run that checked all it covers, its passes become xpass
+    (the entry is stale). A run narrowed to one sample or to other checks proves nothing stale."""
     out = list(results)
     for entry in settings.expected_failures:
         covered = [
@@ -111,6 +114,8 @@ def apply_expectations(results: list[Result], settings: ConformanceSettings) -> 
                     note = f"{out[i].message} [expected failure: {entry.reason}]"
                     out[i] = replace(out[i], status="xfail", message=note)
             continue
+        if not _covers_whole_entry(entry, settings, sample):
+            continue
         scope = f"check {entry.check!r}" if entry.check else "every check"
         for i in covered:
             if out[i].status == "pass":
@@ -121,6 +126,14 @@ def apply_expectations(results: list[Result], settings: ConformanceSettings) -> 
                     f"failure of op {entry.op!r} ({scope}) from the config",
                 )
     return out
+
+
+def _covers_whole_entry(
+    entry: ExpectedFailure, settings: ConformanceSettings, sample: int | None
+) -> bool:
+    """Whether the run checked every sample and check ``entry`` excuses."""
+    checks = selected_checks(settings)
+    return sample is None and (entry.check in checks if entry.check else checks == CHECKS)
 
 
 def run_case(
@@ -155,7 +168,7 @@ def _guarded_bad_input(op: Op, bad: BadCase) -> Outcome:
 def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> list[Result]:
     """Results of one op, known failures applied; ``sample`` restricts to that sample index
     (replay)."""
-    return apply_expectations(list(_op_results(op, settings, sample)), settings)
+    return apply_expectations(list(_op_results(op, settings, sample)), settings, sample)
 
 
 def _op_results(op: Op, settings: ConformanceSettings, sample: int | None) -> Iterator[Result]:
