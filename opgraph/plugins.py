@@ -280,6 +280,13 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
     try:
         for impl in impls:
             returned = impl.function()
+            if returned is not None and not isinstance(returned, Iterable):
+                return PluginRecord(
+                    prov,
+                    "failed",
+                    reason=f"opgraph_ops() returned a single {type(returned).__name__}; "
+                    "return a list of OpSpecs (or yield each)",
+                )
             specs.extend(returned if returned is not None else ())
     except (Exception, SystemExit) as exc:  # as at import: a plugin never ends the process
         return PluginRecord(prov, "failed", reason=f"hook opgraph_ops raised {_short_reason(exc)}")

@@ -99,6 +99,10 @@ def test_a_good_plugin_provides_ops_with_provenance(fake_site):
         ),
         ("import sys\nsys.exit('no GPU')\n", "import failed: SystemExit: no GPU"),
         ("x = 1\n", "defines no @opgraph.hookimpl opgraph_ops()"),
+        (
+            TRIPLE.replace("return [", "return (").replace("x: x)]", "x: x))"),  # one OpSpec
+            "opgraph_ops() returned a single OpSpec; return a list of OpSpecs (or yield each)",
+        ),
     ],
 )
 def test_a_broken_plugin_is_skipped_with_one_warning_and_the_others_load(
