@@ -272,7 +272,7 @@ def _backward_ready(run: CaseRun) -> Outcome | None:
 
 def check_grad_count(run: CaseRun) -> Outcome:
     probe = run.probe
-    if probe.backward_error is not None and probe.forward_error is None:
+    if probe.backward_error is not None:  # only set when forward succeeded
         return Outcome("error", f"backward raised {describe_exception(probe.backward_error)}")
     if (not_ready := _backward_ready(run)) is not None:
         return not_ready
