@@ -74,7 +74,8 @@ class Case:
         return tuple(materialize(v, lay) for v, lay in zip(self.values, self.layouts, strict=True))
 
     def describe(self) -> str:
-        """``x: float32 (2, 3) sliced; axis=-1`` — enough to rebuild the call by hand."""
+        """``float32 (2, 3) sliced, float32 (3,); axis=-1`` — enough to rebuild the call by
+        hand."""
         parts = [
             f"{v.dtype} {v.shape}" + ("" if lay == "contiguous" else f" {lay}")
             for v, lay in zip(self.values, self.layouts, strict=True)
