@@ -239,9 +239,9 @@ class OpChoice:
 
 def provider_key(op: Op, rivals: Iterable[Op] = ()) -> str:
     """The name a config uses for ``op``'s provider: the plugin name, or the distribution name
-    when two rivals share the plugin name."""
+    when two rivals share the plugin name (compared as `provided_by` compares them)."""
     prov = op.provenance
-    same = [r for r in rivals if r.provenance.plugin == prov.plugin]
+    same = [r for r in rivals if canonical_name(r.provenance.plugin) == canonical_name(prov.plugin)]
     return canonical_name(prov.distribution) if len(same) > 1 and prov.distribution else prov.plugin
 
 

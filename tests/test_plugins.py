@@ -201,6 +201,20 @@ def test_the_line_the_conflict_error_suggests_resolves_it(fake_site, tmp_path):
     assert opgraph.load_opset(config).triple.provenance.distribution == "fast-a"
 
 
+def test_plugins_whose_names_differ_only_in_spelling_are_told_apart_by_distribution(
+    fake_site, tmp_path
+):
+    fake_site.add_plugin("alpha-ops", TRIPLE, entry_point="fast_a")
+    fake_site.add_plugin("beta-ops", TRIPLE, entry_point="Fast-A")  # the same name, normalized
+    with pytest.raises(PluginError) as info:
+        registry.default_opset()
+    lines = [line for line in str(info.value).splitlines() if line.startswith("      triple:")]
+    assert lines == ["      triple: beta-ops", "      triple: alpha-ops"]
+    config = tmp_path / "pick.yaml"
+    config.write_text(f"providers:\n{lines[0]}\n")
+    assert opgraph.load_opset(config).triple.provenance.distribution == "beta-ops"
+
+
 def test_excluding_a_contested_op_also_resolves_the_conflict(fake_site, tmp_path):
     fake_site.add_plugin("fast-a", TRIPLE)
     fake_site.add_plugin("fast-b", TRIPLE)
