@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from opgraph.conformance.runner import FAILING, Result, RunReport
+from opgraph.conformance.runner import FAILING, NOT_RUN, Result, RunReport
 from opgraph.conformance.settings import CHECKS
 
 
@@ -30,7 +30,7 @@ def _cell(results: list[Result]) -> str:
         return "-"
     passed = sum(r.status == "pass" for r in results)
     failed = sum(r.status in FAILING for r in results)
-    skipped = sum(r.status in ("skip", "xfail") for r in results)
+    skipped = sum(r.status in NOT_RUN for r in results)
     return f"{passed}/{failed}/{skipped}"
 
 
@@ -148,15 +148,14 @@ def to_junit(report: RunReport, extra: Sequence[str] = ()) -> str:
     for r in report.results:
         by_op.setdefault(r.op, []).append(r)
     for op, results in by_op.items():
-        counts = {s: sum(r.status == s for r in results) for s in ("fail", "xpass", "error")}
         suite = ET.SubElement(
             suites,
             "testsuite",
             name=op,
             tests=str(len(results)),
-            failures=str(counts["fail"] + counts["xpass"]),
-            errors=str(counts["error"]),
-            skipped=str(sum(r.status in ("skip", "xfail") for r in results)),
+            failures=str(sum(r.failed and r.status != "error" for r in results)),
+            errors=str(sum(r.status == "error" for r in results)),
+            skipped=str(sum(r.status in NOT_RUN for r in results)),
         )
         for r in results:
             name = r.check if r.sample is None else f"{r.check}[{r.sample}]"
@@ -166,6 +165,6 @@ def to_junit(report: RunReport, extra: Sequence[str] = ()) -> str:
                 ET.SubElement(case, tag, message=r.message).text = failure_details(
                     r, report.seed, extra
                 )
-            elif r.status in ("skip", "xfail"):
+            elif r.status in NOT_RUN:
                 ET.SubElement(case, "skipped", message=r.message)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)

@@ -27,6 +27,8 @@ from opgraph.op import Op
 STATUSES = ("pass", "fail", "skip", "error", "xfail", "xpass")
 FAILING = frozenset({"fail", "error", "xpass"})
 """Statuses that make a run fail (exit code 1)."""
+NOT_RUN = frozenset({"skip", "xfail"})
+"""Statuses reports show as skipped (an expected failure is not held against the op)."""
 
 
 @dataclass(frozen=True)
