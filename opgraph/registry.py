@@ -358,7 +358,11 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()
     unavailable.update((name, skipped[op]) for name, op in targets.items() if op in skipped)
     for op in chosen.values():
         deps = {n: chosen[n] for n in (*ESSENTIAL, *op.spec.requires)}
-        op.deps = OpSet(deps, label=f"the declared dependencies of {op.name!r} (requires=...)")
+        op.deps = OpSet(
+            deps,
+            label=f"ctx.ops of {op.name!r} (only its requires= and the essential ops: "
+            "declare every op its backward uses in requires=)",
+        )
     visible = {name: chosen[op] for name, op in targets.items() if op in chosen}
     opset = OpSet(visible, label=choice.label, unavailable=unavailable)
     essential = OpSet(

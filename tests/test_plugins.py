@@ -171,6 +171,15 @@ def test_an_alias_of_a_dropped_op_says_why_it_is_missing(fake_site, tmp_path):
         ops.wob  # noqa: B018
 
 
+def test_a_backward_using_an_undeclared_op_is_told_to_declare_it(fake_site):
+    fake_site.add_plugin("wobble-ops", NEEDS_MISSING_OP.replace('requires=("unknown_op",)', ""))
+    y = opgraph.ops.wobble(Variable(np.array([1.0])))
+    with pytest.raises(AttributeError) as info:
+        y.backward()
+    assert "no op 'unknown_op' in ctx.ops of 'wobble'" in str(info.value)
+    assert "declare every op its backward uses in requires=" in str(info.value)
+
+
 @pytest.mark.parametrize("order", [("fast-a", "fast-b"), ("fast-b", "fast-a")])
 def test_a_conflict_is_one_error_naming_both_providers_and_the_fix(fake_site, order):
     versions = {"fast-a": "1.0", "fast-b": "2.0"}
