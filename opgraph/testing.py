@@ -112,8 +112,9 @@ def conformance_suite(
     config: str | None = None,
     seed: int | None = None,
 ) -> Callable[..., None]:
-    """A parametrized test function checking the chosen ops (all of ``plugins`` and ``ops``;
-    everything in the config when both are None)."""
+    """A parametrized test function checking the ops of ``plugins``, or only those named in
+    ``ops`` (which must come from ``plugins`` when both are given); every op of the config when
+    both are None."""
     suite = ConformanceSuite(config, ops, plugins, seed)
     params = suite.params()
 

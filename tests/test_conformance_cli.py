@@ -70,6 +70,8 @@ def test_check_fails_with_details_and_the_replay_is_exact(fake_site, tmp_path, c
 def test_unknown_op_and_bad_config_are_usage_errors(tmp_path, capsys):
     assert main(["check", "--op", "sinn"]) == 2
     assert "did you mean sin" in capsys.readouterr().err
+    assert main(["check", "--op", "sin", "--op", "gelu", "--plugin", "activations"]) == 2
+    assert "--op sin: it comes from plugin 'builtin'" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("conformance:\n  seeed: 3\n")
     assert main(["check", "--config", str(bad)]) == 2

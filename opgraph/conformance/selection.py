@@ -13,14 +13,22 @@ from opgraph.op import Op
 def select_ops(
     opset: Iterable[Op], names: Sequence[str] | None = None, plugins: Sequence[str] | None = None
 ) -> list[Op]:
-    """The ops to check; an unknown name is a usage error with suggestions."""
+    """The ops to check: both filters apply, so with both given every named op must come from
+    one of the plugins. An unknown name, or a named op the plugin filter would silently drop,
+    is a usage error saying what to pass instead."""
     ops = list(opset)
-    known = {op.name for op in ops}
+    by_name = {op.name: op for op in ops}
     for name in names or ():
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=3)
+        if name not in by_name:
+            close = difflib.get_close_matches(name, sorted(by_name), n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise ConfigError(f"--op {name}: no such op in the op set{hint}")
+        plugin = by_name[name].provenance.plugin
+        if plugins and plugin not in plugins:
+            raise ConfigError(
+                f"--op {name}: it comes from plugin {plugin!r}, which --plugin "
+                f"{', '.join(plugins)} leaves out; add --plugin {plugin} or drop --op {name}"
+            )
     plugin_names = {op.provenance.plugin for op in ops}
     for plugin in plugins or ():
         if plugin not in plugin_names:
