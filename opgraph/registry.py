@@ -174,14 +174,15 @@ def _validate(record: PluginRecord) -> None:
             validate_spec(spec, record.provenance)
             if spec.name in valid:
                 raise OpDeclarationError(
-                    f"op {spec.name!r} from {record.provenance} is declared twice; "
-                    "the first declaration is used"
+                    f"op {spec.name!r} from {record.provenance} is declared twice "
+                    "(the first declaration is kept)"
                 )
             valid[spec.name] = spec
         except OpDeclarationError as exc:
             record.rejected.append(str(exc))
             print(
-                f"opgraph: warning: {exc}; the op was skipped, the plugin's other ops loaded",
+                f"opgraph: warning: {exc}; this declaration was skipped, "
+                "the plugin's other ops loaded",
                 file=sys.stderr,
             )
     record.specs, record.validated = list(valid.values()), True

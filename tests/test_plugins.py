@@ -456,8 +456,9 @@ def test_a_misspelt_plugin_name_in_the_environment_is_warned_about(fake_site, mo
 def test_an_op_declared_twice_by_one_plugin_keeps_its_first_declaration(fake_site, capsys):
     fake_site.add_plugin("twice-ops", TRIPLE.replace("return [OpSpec", "return 2 * [OpSpec"))
     assert "triple" in opgraph.ops  # not a conflict with itself
-    assert "op 'triple' from plugin 'twice_ops' from twice-ops 1.0 is declared twice" in (
-        capsys.readouterr().err
+    assert (
+        "op 'triple' from plugin 'twice_ops' from twice-ops 1.0 is declared twice (the first "
+        "declaration is kept); this declaration was skipped" in capsys.readouterr().err
     )
     (record,) = [r for r in registry.plugin_records() if r.name == "twice_ops"]
     assert ([s.name for s in record.specs], len(record.rejected)) == (["triple"], 1)
