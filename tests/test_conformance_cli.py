@@ -72,6 +72,8 @@ def test_unknown_op_and_bad_config_are_usage_errors(tmp_path, capsys):
     assert "did you mean sin" in capsys.readouterr().err
     assert main(["check", "--op", "sin", "--op", "gelu", "--plugin", "activations"]) == 2
     assert "--op sin: it comes from plugin 'builtin'" in capsys.readouterr().err
+    assert main(["check", "--op", "sin", "--sample", "9999"]) == 2
+    assert "--sample 9999: no selected op has that sample" in capsys.readouterr().err
     bad = tmp_path / "bad.yaml"
     bad.write_text("conformance:\n  seeed: 3\n")
     assert main(["check", "--config", str(bad)]) == 2

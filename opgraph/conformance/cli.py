@@ -75,6 +75,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         overrides["checks"] = tuple(args.check)
     settings = dataclasses.replace(settings, **overrides)
     result = run(ops, settings, sample=args.sample, progress=_progress)
+    if args.sample is not None and not result.results:
+        print(
+            f"opgraph check: error: --sample {args.sample}: no selected op has that sample "
+            "(take the number from a report's replay command)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     extra = _replay_options(args)
     print(report.text(result, extra))
     for path, render in (
