@@ -92,19 +92,23 @@ def test_duplicate_keys_are_an_error_not_last_one_wins(write):
 @pytest.mark.parametrize(
     "text",
     [
-        "ops: !!python/object/apply:os.system ['echo owned']\n",
+        "ops: !!python/object/apply:os.mkdir [{marker}]\n",
+        "ops:\n  include: [!!python/object/apply:os.mkdir [{marker}]]\n",
         "ops:\n  include: [!!python/name:os.system x]\n",
         "report:\n  json: !!python/object/new:str [x]\n",
     ],
 )
-def test_a_config_can_never_build_python_objects(write, text):
-    message = problems(write(text))
+def test_a_config_can_never_build_python_objects(write, tmp_path, text):
+    marker = tmp_path / "built"
+    message = problems(write(text.format(marker=f"'{marker}'")))
     assert "python/" in message
     assert "plain data" in message
+    assert not marker.exists()
 
 
 def test_invalid_yaml_names_the_line(write):
-    assert ":2:" in problems(write("ops:\n  include: [sin\n"))
+    path = write("ops:\n  include: [sin\n")
+    assert f"{path}:3:1: not valid YAML" in problems(path)
 
 
 def test_an_empty_config_and_null_values_mean_the_defaults(write):
