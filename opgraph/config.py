@@ -224,8 +224,8 @@ class Record(_Mapping):
             r.marks[path] = r.where(key_node)
             if name not in self.fields:
                 close = difflib.get_close_matches(name, list(self.fields), n=1)
-                hint = f"did you mean {close[0]!r}? " if close else ""
-                r.error(key_node, path, f"unknown key; {hint}(valid: {', '.join(self.fields)})")
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                r.error(key_node, path, f"unknown key{hint} (valid: {', '.join(self.fields)})")
             elif value_node.tag != NULL_TAG:
                 present.add(name)
                 if (item := self.fields[name].read(value_node, path, r)) is not None:
