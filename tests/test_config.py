@@ -119,8 +119,11 @@ def test_an_empty_config_and_null_values_mean_the_defaults(write):
     cfg = config.load_config(write("# nothing\n"))
     assert len(cfg.build_opset()) == len(opgraph.ops)
     assert cfg.conformance == ConformanceSettings()
-    cfg = config.load_config(write("plugins: {enable: null}\nconformance: {checks: ~}\n"))
-    assert cfg.conformance.checks is None
+    cfg = config.load_config(
+        write("plugins: {enable: null, strict: ~}\nops:\n  include:\nconformance: {checks: ~}\n")
+    )
+    assert (cfg.enable, cfg.strict, cfg.include) == (None, False, ["*"])
+    assert cfg.conformance == ConformanceSettings()
 
 
 def test_unknown_op_names_are_listed_with_close_matches(write):
