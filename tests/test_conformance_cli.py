@@ -161,3 +161,24 @@ def test_a_crash_generating_samples_is_an_error_of_every_check(fake_site):
     assert params == [("broken_samples", c, None) for c in CHECKS]
     with pytest.raises(pytest.fail.Exception, match="generating samples crashed"):
         suite.verify(params[0])
+
+
+def test_suite_maps_expected_failures_to_xfail_and_replays_with_the_config(fake_site, tmp_path):
+    from opgraph.testing import ConformanceSuite
+
+    install_faulty(fake_site)
+    config = tmp_path / "opgraph.yaml"
+    config.write_text(
+        "conformance:\n  expected_failures:\n"
+        "    - {op: faulty_wrong_value, check: grad_value, reason: doubled on purpose}\n"
+    )
+    suite = ConformanceSuite(str(config), ops=("faulty_wrong_value", "faulty_unbroadcast"))
+    params = suite.params()
+    statuses = {p: suite.result(*p).status for p in params}
+    excused = next(p for p in params if statuses[p] == "xfail")
+    with pytest.raises(pytest.xfail.Exception, match="doubled on purpose"):
+        suite.verify(excused)
+    failing = next(p for p in params if statuses[p] == "fail")
+    assert failing[:2] == ("faulty_unbroadcast", "grad_shape")
+    with pytest.raises(pytest.fail.Exception, match=f"--config {re.escape(str(config))}"):
+        suite.verify(failing)
