@@ -86,9 +86,8 @@ def plugin_row(record: PluginRecord) -> dict:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     from opgraph import registry
-    from opgraph.config import load_config
 
-    config = load_config(args.config) if args.config else registry.default_config()
+    config = registry.config_for(args.config)
     selection = config.selection()
     records = registry.load_records(selection)
     rows = [plugin_row(r) for r in records]

@@ -395,6 +395,14 @@ def default_config() -> Config:
         raise ConfigError(f"{exc}\n(named by OPGRAPH_CONFIG: fix the file or unset it)") from None
 
 
+def config_for(path: str | os.PathLike[str] | None) -> Config:
+    """The config a command runs with: the file ``path`` names, else `default_config` (so
+    ``OPGRAPH_CONFIG`` applies to every command that takes no ``--config``)."""
+    from opgraph import config
+
+    return config.load_config(path) if path else default_config()
+
+
 def default_opset() -> OpSet:
     """The op set of `default_config`, built on first use (`opgraph.ops`); Variable
     operators dispatch to its essential ops (shown or not)."""

@@ -41,9 +41,9 @@ class ConformanceSuite:
         plugins: Iterable[str] | None = None,
         seed: int | None = None,
     ) -> None:
-        from opgraph.config import default_config, load_config
+        from opgraph.registry import config_for
 
-        loaded = load_config(config) if config else default_config()
+        loaded = config_for(config)
         self.settings = loaded.conformance
         if seed is not None:
             self.settings = dataclasses.replace(self.settings, seed=seed)

@@ -427,3 +427,30 @@ def test_the_first_operator_works_when_the_default_config_hides_essential_ops(
 ):
     monkeypatch.setenv("OPGRAPH_CONFIG", str(write("ops: {include: [sin]}\n")))
     assert (Variable(np.array([1.0])) * 2.0).data.tolist() == [2.0]
+
+
+def test_every_command_without_config_uses_the_op_set_opgraph_config_names(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    core = Path(__file__).resolve().parent.parent / "configs" / "core.yaml"
+    env = {**os.environ, "OPGRAPH_CONFIG": str(core)}
+    report = tmp_path / "report.json"
+    subprocess.run(
+        [sys.executable, "-m", "opgraph.cli", "check", "--check", "shape_rule", "--json", report],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "opgraph.cli", "list", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    checked = {r["op"] for r in json.loads(report.read_text())["results"]}
+    assert checked == {row["name"] for row in json.loads(listed.stdout)["ops"]}
+    assert len(checked) == 18

@@ -55,12 +55,12 @@ def _progress(op: Any, i: int, n: int) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from opgraph.config import default_config, load_config
     from opgraph.conformance import report
     from opgraph.conformance.runner import run
+    from opgraph.registry import config_for
 
     try:
-        config = load_config(args.config) if args.config else default_config()
+        config = config_for(args.config)
         ops = select_ops(config.build_opset(), args.op, args.plugin)
     except ConfigError as exc:
         print(f"opgraph check: error: {exc}", file=sys.stderr)
