@@ -1,4 +1,6 @@
-"""The ``opgraph`` command: ``list`` (ops and providers) and the subcommands of other modules."""
+"""opgraph: list the ops the installed plugins provide, show the plugins, and check every op
+against its declaration (conformance). Exit codes: 0 ok, 1 check failures, 2 usage or config
+error, 3 plugin error."""
 
 from __future__ import annotations
 
