@@ -12,8 +12,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from opgraph import engine
-from opgraph.contract import KINDS, NAME_RE, Attr, OpSpec
+from opgraph.contract import KINDS, NAME_RE, Attr, Domain, OpSpec, Tolerance
 from opgraph.errors import ConfigError, OpDeclarationError, PluginError
 from opgraph.op import Op, Provenance
 from opgraph.plugins import PluginRecord, Selection, load_all, trace
@@ -109,6 +111,29 @@ def _function_problems(spec: OpSpec) -> Iterator[str]:
         yield f"backward must be callable or None, got {spec.backward!r}"
 
 
+def _harness_problems(spec: OpSpec) -> Iterator[str]:
+    """The conformance hints must be usable: real dtypes, one domain per input, and a reason
+    for every tolerance the op loosens."""
+    for name in spec.dtypes:
+        try:
+            np.dtype(name)
+        except TypeError:
+            yield f"dtypes names {name!r}, which is not a numpy dtype"
+    if not isinstance(spec.domain, Domain):
+        if not isinstance(spec.domain, tuple) or not all(
+            d is None or isinstance(d, Domain) for d in spec.domain
+        ):
+            yield f"domain must be a Domain or a tuple of Domain/None, got {spec.domain!r}"
+        elif not spec.variadic and len(spec.domain) != len(spec.inputs):
+            yield f"domain gives {len(spec.domain)} domains for {len(spec.inputs)} inputs"
+    for dtype, tol in spec.tolerances.items():
+        if not isinstance(tol, Tolerance) or not tol.reason.strip():
+            yield (
+                f"tolerances[{dtype!r}] must be a Tolerance with a reason "
+                "(say why this op needs a looser gradient check)"
+            )
+
+
 def _default_problems(spec: OpSpec) -> Iterator[str]:
     """Each attribute default must pass its own check (the op stores the checked form)."""
     for a in spec.attrs:
@@ -151,7 +176,11 @@ def validate_spec(spec: Any, prov: Provenance) -> OpSpec:
         raise OpDeclarationError(
             f"{prov} returned a {type(spec).__name__} from opgraph_ops; return OpSpec objects"
         )
-    if problems := [*_signature_problems(spec), *_function_problems(spec)]:
+    if problems := [
+        *_signature_problems(spec),
+        *_function_problems(spec),
+        *_harness_problems(spec),
+    ]:
         raise OpDeclarationError(f"op {spec.name!r} from {prov} is invalid: " + "; ".join(problems))
     return spec
 

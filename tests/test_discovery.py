@@ -142,3 +142,30 @@ def test_attribute_defaults_are_stored_in_their_checked_form(fake_site):
     ops = opgraph.ops
     assert ops.shifted(np.array(0.0)).data == 11.0  # the default 1 reached forward as (1, 1)
     assert "broken_default" not in ops  # rejected at load: its default fails its check
+
+
+def test_conformance_hints_are_validated_at_load(fake_site, capsys):
+    fake_site.add_plugin(
+        "opgraph-hints",
+        """
+        import numpy as np
+        from opgraph import Domain, OpSpec, Tolerance, hookimpl
+
+        def spec(name, **kw):
+            return OpSpec(name, np.negative, lambda x: x, lambda ctx, gy: -gy, **kw)
+
+        @hookimpl
+        def opgraph_ops():
+            yield spec("good", tolerances={"float32": Tolerance(1e-2, 1e-4, "float32 sums")})
+            yield spec("no_reason", tolerances={"float32": Tolerance(1e-2, 1e-4)})
+            yield spec("bad_dtype", dtypes=("float64", "float17"))
+            yield spec("two_domains", domain=(Domain(), Domain()))
+        """,
+    )
+    ops = opgraph.ops
+    assert "good" in ops
+    assert not {"no_reason", "bad_dtype", "two_domains"} & set(dir(ops))
+    err = capsys.readouterr().err
+    assert "tolerances['float32'] must be a Tolerance with a reason" in err
+    assert "'float17', which is not a numpy dtype" in err
+    assert "domain gives 2 domains for 1 inputs" in err
