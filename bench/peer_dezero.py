@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from importlib import metadata
 
 import numpy as np
-import problems
+from define_by_run import DefineByRun
 
 if not hasattr(np, "int"):  # DeZero 0.0.13 still uses the alias numpy 1.24 removed
     np.int = int  # must precede `import dezero`
@@ -30,54 +29,6 @@ def describe() -> str:
     return f"dezero from {dezero.__file__}"
 
 
-def sin_step() -> Callable[[], list]:
-    x = Variable(problems.sin_input())
-
-    def step() -> list:
-        y = F.sin(x)
-        x.cleargrad()
-        y.backward()
-        return [x.grad]
-
-    return step
-
-
-def chain_step() -> Callable[[], list]:
-    x = Variable(problems.chain_input())
-
-    def step() -> list:
-        y = F.sum(problems.chain(x, F.sin, F.tanh))
-        x.cleargrad()
-        y.backward()
-        return [x.grad]
-
-    return step
-
-
-def mlp_step(dtype: str) -> Callable[[], list]:
-    data = problems.mlp_data(dtype)
-    params = [Variable(p) for p in data.fresh_params()]
-
-    def step() -> list:
-        loss = problems.mlp_loss(data.x, data.t, params, LAYERS)
-        for p in params:
-            p.cleargrad()
-        loss.backward()
-        for p in params:
-            p.data -= problems.LEARNING_RATE * p.grad.data
-        return [loss, *(p.grad for p in params)]
-
-    return step
-
-
-def matmul_step() -> Callable[[], list]:
-    a, b = (Variable(m) for m in problems.matmul_inputs())
-
-    def step() -> list:
-        y = F.matmul(a, b)
-        a.cleargrad()
-        b.cleargrad()
-        y.backward()
-        return [a.grad, b.grad]
-
-    return step
+_ENGINE = DefineByRun(Variable, F.sin, F.tanh, F.sum, F.matmul, LAYERS)
+sin_step, chain_step = _ENGINE.sin_step, _ENGINE.chain_step
+mlp_step, matmul_step = _ENGINE.mlp_step, _ENGINE.matmul_step

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 import problems
+from define_by_run import DefineByRun
 
 import opgraph
 from opgraph import Variable
@@ -34,55 +35,6 @@ def describe() -> str:
     return "built-in ops: " + (", ".join(built_in) if built_in else "none (composed)")
 
 
-def sin_step() -> Callable[[], list]:
-    x = Variable(problems.sin_input())
-
-    def step() -> list:
-        y = ops.sin(x)
-        x.cleargrad()
-        y.backward()
-        return [x.grad]
-
-    return step
-
-
-def chain_step() -> Callable[[], list]:
-    x = Variable(problems.chain_input())
-
-    def step() -> list:
-        y = problems.chain(x, ops.sin, ops.tanh).sum()
-        x.cleargrad()
-        y.backward()
-        return [x.grad]
-
-    return step
-
-
-def mlp_step(dtype: str) -> Callable[[], list]:
-    data = problems.mlp_data(dtype)
-    params = [Variable(p) for p in data.fresh_params()]
-    layers = mlp_ops()
-
-    def step() -> list:
-        loss = problems.mlp_loss(data.x, data.t, params, layers)
-        for p in params:
-            p.cleargrad()
-        loss.backward()
-        for p in params:
-            p.data -= problems.LEARNING_RATE * p.grad.data
-        return [loss, *(p.grad for p in params)]
-
-    return step
-
-
-def matmul_step() -> Callable[[], list]:
-    a, b = (Variable(m) for m in problems.matmul_inputs())
-
-    def step() -> list:
-        y = a @ b
-        a.cleargrad()
-        b.cleargrad()
-        y.backward()
-        return [a.grad, b.grad]
-
-    return step
+_ENGINE = DefineByRun(Variable, ops.sin, ops.tanh, ops.sum, ops.matmul, mlp_ops())
+sin_step, chain_step = _ENGINE.sin_step, _ENGINE.chain_step
+mlp_step, matmul_step = _ENGINE.mlp_step, _ENGINE.matmul_step
