@@ -24,13 +24,20 @@ from opgraph.engine import (
 )
 from opgraph.errors import (
     ConfigError,
+    DeclarationWarning,
+    DroppedOpWarning,
     GradientError,
     OpArgumentError,
+    OpConflictError,
     OpDeclarationError,
     OpgraphError,
+    OpgraphWarning,
     PluginError,
+    PluginWarning,
     ShapeError,
+    StrictPluginError,
 )
+from opgraph.opsets import use_opset
 
 if TYPE_CHECKING:
     from opgraph.registry import OpSet
@@ -43,17 +50,23 @@ __all__ = [
     "REQUIRED",
     "Attr",
     "ConfigError",
+    "DeclarationWarning",
     "Domain",
+    "DroppedOpWarning",
     "ErrorInput",
     "GradientError",
     "Node",
     "OpArgumentError",
+    "OpConflictError",
     "OpDeclarationError",
     "OpSpec",
     "OpgraphError",
+    "OpgraphWarning",
     "PluginError",
+    "PluginWarning",
     "Sample",
     "ShapeError",
+    "StrictPluginError",
     "Tolerance",
     "Variable",
     "enable_grad",
@@ -67,24 +80,27 @@ __all__ = [
     "seed",
     "test_mode",
     "unbroadcast",
+    "use_opset",
 ]
 
 
 def load_opset(path: str | os.PathLike[str]) -> OpSet:
     """The op set an op-set config file selects (see docs/config.md); it has the same
-    attribute interface as `opgraph.ops`. Invalid configs raise `ConfigError`."""
+    attribute interface as `opgraph.ops`. Its ops' backwards always run with its own ops;
+    ``with opgraph.use_opset(ops):`` makes Variable operators use them too. Invalid configs
+    raise `ConfigError`."""
+    from opgraph import opsets
     from opgraph.config import load_config
 
-    return load_config(path).build_opset()
+    return opsets.build(load_config(path))
 
 
 def __getattr__(name: str) -> Any:
     """Lazy attributes: ``ops`` loads the plugins; ``hookimpl`` imports pluggy."""
     if name == "ops":
-        from opgraph.registry import default_opset
+        from opgraph.opsets import default_opset
 
-        globals()["ops"] = opset = default_opset()
-        return opset
+        return default_opset()  # not cached here: tests may reset the default op set
     if name == "hookimpl":
         from opgraph.hookspecs import hookimpl
 

@@ -5,18 +5,19 @@ error, 3 plugin error."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from opgraph.errors import EXIT_OK, EXIT_PLUGIN, EXIT_USAGE, OpgraphWarning
 
 if TYPE_CHECKING:
     from opgraph.op import Op
     from opgraph.plugins import PluginRecord
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PLUGIN = 0, 1, 2, 3
-"""0 ok; 1 a check failed; 2 usage or config error (`ConfigError`); 3 plugin error
-(`PluginError`: a conflict, a missing requirement, or a broken plugin in strict mode)."""
+    from opgraph.registry import OpSet
 
 
 def describe(op: Op) -> dict:
@@ -39,29 +40,56 @@ def _signature(row: dict) -> str:
     return f"{row['name']}({', '.join(row['inputs'] + attrs)})"
 
 
-def _opset_and_records(args: argparse.Namespace) -> tuple:
-    """The op set of ``--config`` (or the default one) and the plugin records behind it."""
-    from opgraph import registry
-    from opgraph.config import load_config
+def conflict_rows(opset: OpSet) -> list[dict]:
+    """Each contested op of ``opset`` as a JSON-ready dict: its name and every provider."""
+    return [
+        {
+            "name": name,
+            "providers": [
+                {
+                    "plugin": op.provenance.plugin,
+                    "distribution": op.provenance.distribution,
+                    "version": op.provenance.version,
+                }
+                for op in providers
+            ],
+        }
+        for name, providers in sorted(opset.conflicts.items())
+    ]
 
-    if args.config:
-        config = load_config(args.config)
-        return config.build_opset(), registry.load_records(config.selection())
-    return registry.default_opset(), registry.plugin_records()
+
+def _print_conflicts(opset: OpSet) -> None:
+    for row in conflict_rows(opset):
+        who = " and ".join(
+            f"{p['plugin']} ({p['distribution']} {p['version']})" for p in row["providers"]
+        )
+        print(f"{row['name']}: contested, unavailable: provided by {who}", file=sys.stderr)
+    if opset.conflicts:
+        print("(choose a provider under `providers:` in an op-set config)", file=sys.stderr)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    opset, records = _opset_and_records(args)
+    from opgraph import opsets
+
+    config = opsets.config_for(args.config)
+    opset = opsets.build(config) if args.config else opsets.default_opset()
+    records = opsets.plugin_records(config)
     rows = [describe(op) for op in opset]
     broken = [r for r in records if r.broken]
     if args.json:
-        json.dump({"ops": rows, "broken_plugins": [r.name for r in broken]}, sys.stdout, indent=2)
+        document = {
+            "ops": rows,
+            "conflicts": conflict_rows(opset),
+            "broken_plugins": [r.name for r in broken],
+        }
+        json.dump(document, sys.stdout, indent=2)
         print()
         return EXIT_OK
     width = max((len(_signature(r)) for r in rows), default=0)
     for r in rows:
         print(f"{_signature(r):<{width}}  {r['plugin']} ({r['distribution']} {r['version']})")
     print(f"{len(rows)} ops", file=sys.stderr)
+    _print_conflicts(opset)
     for record in broken:
         print(
             f"plugin {record.name!r} ({record.provenance.distribution}) is {record.status}, "
@@ -87,14 +115,16 @@ def plugin_row(record: PluginRecord) -> dict:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from opgraph import registry
+    from opgraph import opsets
 
-    config = registry.config_for(args.config)
-    selection = config.selection()
-    records = registry.load_records(selection)
+    config = opsets.config_for(args.config)
+    selection = opsets.selection(config)
+    records = opsets.plugin_records(config)
+    opset = opsets.build(config) if args.config else opsets.default_opset()
     rows = [plugin_row(r) for r in records]
     if args.json:
-        json.dump({"plugins": rows, "strict": selection.strict}, sys.stdout, indent=2)
+        document = {"plugins": rows, "conflicts": conflict_rows(opset), "strict": selection.strict}
+        json.dump(document, sys.stdout, indent=2)
         print()
     else:
         header = ("plugin", "distribution", "version", "entry point", "status", "ops")
@@ -115,6 +145,11 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for r in rows:
             for why in ([r["reason"]] if r["reason"] else []) + r["rejected"]:
                 print(f"{r['plugin']}: {why}")
+        if opset.conflicts:
+            print("\nconflicts (these ops are unavailable until a config chooses a provider):")
+            for row in conflict_rows(opset):
+                who = ", ".join(f"{p['plugin']} ({p['distribution']})" for p in row["providers"])
+                print(f"  {row['name']}: {who}")
     failed = any(r.broken or r.rejected for r in records)
     return EXIT_PLUGIN if selection.strict and failed else EXIT_OK
 
@@ -166,17 +201,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def opgraph_warnings_on_stderr() -> Iterator[None]:
+    """opgraph's warnings as ``opgraph: warning: ...`` lines (others as Python shows them)."""
+    show = warnings.showwarning
+
+    def show_warning(message: Warning | str, category: type[Warning], *where: Any) -> None:
+        if issubclass(category, OpgraphWarning):
+            print(f"opgraph: warning: {message}", file=sys.stderr)
+        else:
+            show(message, category, *where)
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show_warning
+        yield
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from opgraph.errors import ConfigError, PluginError
+    from opgraph.errors import ConfigError, PluginError, PluginWarning
 
     args = build_parser().parse_args(argv)
     _apply_plugin_flags(args)
     try:
-        return args.func(args)
+        with opgraph_warnings_on_stderr():
+            return args.func(args)
     except ConfigError as exc:
         print(f"opgraph: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except PluginError as exc:
+    except (PluginError, PluginWarning) as exc:  # a warning made an error by a -W filter
         print(f"opgraph: error: {exc}", file=sys.stderr)
         return EXIT_PLUGIN
     except BrokenPipeError:  # `opgraph list | head`: the reader left; not an error of ours

@@ -41,6 +41,20 @@ REQUIRED: Any = _Required()
 
 
 @dataclass(frozen=True)
+class Provenance:
+    """Which plugin provided an op: shown in listings, reports and every error message."""
+
+    plugin: str
+    distribution: str | None = None
+    version: str | None = None
+    entry_point: str | None = None
+
+    def __str__(self) -> str:
+        dist = f"{self.distribution} {self.version}" if self.distribution else "not installed"
+        return f"plugin {self.plugin!r} from {dist}"
+
+
+@dataclass(frozen=True)
 class Attr:
     """A named, validated attribute of an op (``axis``, ``shape``, ``slope`` ...).
 

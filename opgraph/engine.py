@@ -1,7 +1,9 @@
 """The define-by-run graph: `Variable`, the `Node` an op call records, and `backward()`.
 
-The engine knows no op: every operator and method of `Variable` dispatches to the op set the
-plugins provide (see `opgraph.registry`), resolved once on first use.
+The engine knows no op: every operator and method of `Variable` dispatches to the *active* op
+set of the calling thread or task (`State.ops`, the default op set unless `opgraph.use_opset`
+says otherwise), and `backward()` runs each node's backward under the op set its op was built
+in. Recording and test mode are per thread and per asyncio task too (`contextvars`).
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ import contextlib
 import itertools
 import operator
 import weakref
-from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -23,77 +26,105 @@ if TYPE_CHECKING:
 NUMERIC_KINDS = "biufc"
 
 
-class _State:
-    """Process-wide switches: graph recording, train/test mode, the stochastic ops' generator."""
+class State(NamedTuple):
+    """The engine's switches for one thread or asyncio task (a `contextvars` value).
 
-    grad_enabled = True
-    training = True
-    rng: np.random.Generator | None = None  # made on first use: numpy.random is slow to import
+    ``ops`` is the dispatch table of the active op set: the ops Variable operators, `unbroadcast`
+    and fan-in sums call (None until the default op set is first needed).
+    """
+
+    grad_enabled: bool = True
+    training: bool = True
+    ops: Any = None
+
+
+class _Lazy:
+    """The default state's ``ops`` until the default op set exists: the first operator asks the
+    provider that `set_default_provider` installed, which builds it once and installs it."""
+
+    def __getattr__(self, name: str) -> Any:
+        if _default_provider is None:
+            raise RuntimeError("no op set: import opgraph (it installs the default op set)")
+        return getattr(_default_provider(), name)
+
+
+_default_provider: Callable[[], Any] | None = None
+_default = State(ops=_Lazy())
+"""What a thread or task sees before it changes anything; replaced (not mutated) once the
+default op set is built, so every thread shares it without locks."""
+_state: ContextVar[State] = ContextVar("opgraph_engine_state")
+_rng: list[np.random.Generator] = []  # made on first use: numpy.random is slow to import
+
+
+def set_default_provider(provider: Callable[[], Any]) -> None:
+    """Install the function that builds the default op set and returns its dispatch table.
+
+    The op-set layer calls this at import time: the engine never imports the layers above it.
+    """
+    global _default_provider
+    _default_provider = provider
+
+
+def set_default_ops(ops: Any) -> None:
+    """Make ``ops`` (a dispatch table) what threads use when no op set is active; None forgets
+    it, so the next operator asks the provider again."""
+    global _default
+    _default = State(ops=_Lazy() if ops is None else ops)
+
+
+def state() -> State:
+    """This thread's (or task's) engine state."""
+    return _state.get(_default)
 
 
 def is_grad_enabled() -> bool:
-    return _State.grad_enabled
+    return _state.get(_default).grad_enabled
 
 
 def is_training() -> bool:
     """True unless inside `test_mode()`; stochastic ops such as dropout read it."""
-    return _State.training
+    return _state.get(_default).training
 
 
 def random_generator() -> np.random.Generator:
     """The generator that stochastic ops receive as ``rng`` (see `seed`)."""
-    if _State.rng is None:
-        _State.rng = np.random.default_rng()
-    return _State.rng
+    if not _rng:
+        _rng.append(np.random.default_rng())
+    return _rng[0]
 
 
 def seed(value: int | None) -> None:
     """Reseed the generator behind stochastic ops (the conformance harness uses this)."""
-    _State.rng = np.random.default_rng(value)
+    _rng[:] = [np.random.default_rng(value)]
 
 
 @contextlib.contextmanager
-def _switch(name: str, value: bool) -> Iterator[None]:
-    old = getattr(_State, name)
-    setattr(_State, name, value)
+def switched(**changes: Any) -> Iterator[None]:
+    """Inside, this thread's state has ``changes``; afterwards exactly what it was before."""
+    token = _state.set(_state.get(_default)._replace(**changes))
     try:
         yield
     finally:
-        setattr(_State, name, old)
+        _state.reset(token)
 
 
 def no_grad() -> contextlib.AbstractContextManager[None]:
-    """Inside, op calls record no graph (results have ``creator is None``)."""
-    return _switch("grad_enabled", False)
+    """Inside, op calls in this thread record no graph (results have ``creator is None``)."""
+    return switched(grad_enabled=False)
 
 
 def enable_grad(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
-    return _switch("grad_enabled", enabled)
+    return switched(grad_enabled=enabled)
 
 
 def test_mode() -> contextlib.AbstractContextManager[None]:
-    """Inside, `is_training()` is False (dropout passes its input through)."""
-    return _switch("training", False)
+    """Inside, `is_training()` is False in this thread (dropout passes its input through)."""
+    return switched(training=False)
 
 
-class _DefaultOps:
-    """Placeholder for the default op set until an operator first needs it; loading plugins
-    lazily keeps `import opgraph` cheap."""
-
-    def __getattr__(self, name: str) -> Any:
-        from opgraph.registry import default_opset
-
-        opset = default_opset()  # builds it and installs the ops operators use as `_ops`
-        # those include essential ops a config may hide from the op set itself
-        return getattr(opset if isinstance(_ops, _DefaultOps) else _ops, name)
-
-
-_ops: Any = _DefaultOps()  # replaced when the registry builds the default op set
-
-
-def _set_default_ops(opset: Any) -> None:
-    global _ops
-    _ops = opset
+def active_ops() -> Any:
+    """The dispatch table operators use here: the active op set's, else the default one's."""
+    return _state.get(_default).ops
 
 
 def _to_array(data: Any) -> np.ndarray:
@@ -158,70 +189,70 @@ class Variable:
 
     # --- operators and methods: all dispatch to ops ---
     def __add__(self, other: Any) -> Variable:
-        return _ops.add(self, other)
+        return _state.get(_default).ops.add(self, other)
 
     def __radd__(self, other: Any) -> Variable:
-        return _ops.add(other, self)
+        return _state.get(_default).ops.add(other, self)
 
     def __sub__(self, other: Any) -> Variable:
-        return _ops.sub(self, other)
+        return _state.get(_default).ops.sub(self, other)
 
     def __rsub__(self, other: Any) -> Variable:
-        return _ops.sub(other, self)
+        return _state.get(_default).ops.sub(other, self)
 
     def __mul__(self, other: Any) -> Variable:
-        return _ops.mul(self, other)
+        return _state.get(_default).ops.mul(self, other)
 
     def __rmul__(self, other: Any) -> Variable:
-        return _ops.mul(other, self)
+        return _state.get(_default).ops.mul(other, self)
 
     def __truediv__(self, other: Any) -> Variable:
-        return _ops.div(self, other)
+        return _state.get(_default).ops.div(self, other)
 
     def __rtruediv__(self, other: Any) -> Variable:
-        return _ops.div(other, self)
+        return _state.get(_default).ops.div(other, self)
 
     def __pow__(self, other: Any) -> Variable:
-        return _ops.pow(self, other)
+        return _state.get(_default).ops.pow(self, other)
 
     def __rpow__(self, other: Any) -> Variable:
-        return _ops.pow(other, self)
+        return _state.get(_default).ops.pow(other, self)
 
     def __matmul__(self, other: Any) -> Variable:
-        return _ops.matmul(self, other)
+        return _state.get(_default).ops.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Variable:
-        return _ops.matmul(other, self)
+        return _state.get(_default).ops.matmul(other, self)
 
     def __neg__(self) -> Variable:
-        return _ops.neg(self)
+        return _state.get(_default).ops.neg(self)
 
     def __getitem__(self, index: Any) -> Variable:
-        return _ops.get_item(self, index)
+        return _state.get(_default).ops.get_item(self, index)
 
     def reshape(self, *shape: Any) -> Variable:
         """``reshape(2, 3)``, ``reshape((2, 3))`` or ``reshape([2, 3])``."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return _ops.reshape(self, shape)
+        return _state.get(_default).ops.reshape(self, shape)
 
     def transpose(self, *axes: Any) -> Variable:
         """No argument reverses the axes; else a tuple, a list or separate ints."""
         if not axes or (len(axes) == 1 and axes[0] is None):
-            return _ops.transpose(self)
+            return _state.get(_default).ops.transpose(self)
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return _ops.transpose(self, axes)
+        return _state.get(_default).ops.transpose(self, axes)
 
     @property
     def T(self) -> Variable:  # noqa: N802 - numpy's and DeZero's name for the transpose
-        return _ops.transpose(self)
+        return _state.get(_default).ops.transpose(self)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        return _ops.sum(self, axis, keepdims)
+        return _state.get(_default).ops.sum(self, axis, keepdims)
 
     def astype(self, dtype: Any) -> Variable:
-        return _ops.astype(self, dtype)
+        return _state.get(_default).ops.astype(self, dtype)
 
 
 _node_numbers = itertools.count()
@@ -316,7 +347,7 @@ def _add_grads(a: Variable, b: Variable) -> Variable:
     """Fan-in: gradients sum. Through the ``add`` op when the backward pass is recorded
     (``create_graph``); otherwise in numpy directly, which gives the same array without the
     cost of an op call (no graph is recorded then anyway)."""
-    if _State.grad_enabled:
+    if _state.get(_default).grad_enabled:
         return a + b
     return Variable._wrap(np.add(a.data, b.data))
 
@@ -391,21 +422,30 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
     if output.creator is None:
         _accumulate(output, seed)
         return
-    recording = _State.grad_enabled  # saved and restored by hand: a context manager costs
-    _State.grad_enabled = create_graph  # more than a small backward pass itself
+    outer = _state.get(_default)
+    token = _state.set(outer._replace(grad_enabled=create_graph))
     try:
         _sweep(output, seed, retain_grad)
     finally:
-        _State.grad_enabled = recording
+        _state.reset(token)  # exactly what this thread had, whatever the backwards did
 
 
 def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
-    """Run every node's backward once, producers after consumers, summing fan-in gradients."""
+    """Run every node's backward once, producers after consumers, summing fan-in gradients.
+
+    Each node's backward (and the fan-in sums of its gradients) runs under the op set its op
+    was built in: the active op set switches only where that changes along the graph.
+    """
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
+    current = _state.get(_default)
     for node in _topological_order(output.creator):
         gys = _output_grads(node, pending, retain_grad)
         if gys is None:
             continue
+        home = node.op.dispatch
+        if home is not current.ops and home is not None:
+            current = current._replace(ops=home)
+            _state.set(current)  # undone by the reset in `backward`
         gxs = _checked_grads(node, node.op.backward(node, *gys))
         for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):
             if gx is None or not need:
@@ -424,7 +464,7 @@ def unbroadcast(g: Variable, like: Variable) -> Variable:
     if type promotion changed the dtype (``int_x * 2.5``).
     """
     if g.data.shape != like.data.shape:
-        g = _ops.sum_to(g, like.data.shape)
+        g = _state.get(_default).ops.sum_to(g, like.data.shape)
     if g.data.dtype != like.data.dtype:
-        g = _ops.astype(g, like.data.dtype)
+        g = _state.get(_default).ops.astype(g, like.data.dtype)
     return g

@@ -1,6 +1,11 @@
-"""The exceptions opgraph raises: one place, so callers can catch by meaning."""
+"""The exceptions and warnings opgraph raises, and the CLI's exit codes: one place, so callers
+catch by meaning and every layer agrees on what a failure is."""
 
 from __future__ import annotations
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PLUGIN = 0, 1, 2, 3
+"""0 ok; 1 a check failed; 2 usage or config error (`ConfigError`); 3 plugin error
+(`PluginError`: a broken plugin or a conflict in strict mode, a missing requirement)."""
 
 
 class OpgraphError(Exception):
@@ -31,5 +36,34 @@ class PluginError(OpgraphError, RuntimeError):
     """A plugin failed to load, or plugins conflict (names every provider involved)."""
 
 
+class OpConflictError(PluginError, AttributeError):
+    """The op is contested: several plugins provide it and no config chose one. Raised when it
+    is used (an AttributeError too, so ``hasattr`` and ``getattr(ops, name, None)`` work); the
+    message names every provider and the ``providers:`` lines to paste."""
+
+
+class StrictPluginError(PluginError):
+    """Strict plugin loading found a broken plugin, a rejected declaration, a dropped op or a
+    conflict (exit code 3)."""
+
+
 class ConfigError(OpgraphError, ValueError):
     """An op-set config file is invalid (names the file, line and key)."""
+
+
+class OpgraphWarning(UserWarning):
+    """Base class of opgraph's warnings: something was skipped, and the rest went on."""
+
+
+class PluginWarning(OpgraphWarning):
+    """A plugin is broken (failed to import, its hook raised, incompatible) and was skipped,
+    or a plugin list names no installed plugin. ``-W error::opgraph.PluginWarning`` turns every
+    plugin-layer warning into an error, like strict mode."""
+
+
+class DeclarationWarning(PluginWarning):
+    """An op declaration broke the contract and was rejected; the plugin's other ops loaded."""
+
+
+class DroppedOpWarning(PluginWarning):
+    """An op was left out of an op set: a dependency is missing, or its provider is contested."""

@@ -7,33 +7,19 @@ registry builds the op, so a call costs argument binding, one forward and one `N
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from opgraph import engine
-from opgraph.contract import OpSpec
-from opgraph.engine import Node, Variable, _State, _to_array
+from opgraph.contract import OpSpec, Provenance
+from opgraph.engine import Node, Variable, _to_array
 from opgraph.errors import OpArgumentError, ShapeError
 from opgraph.shapes import fmt_shapes
 
 _wrap = Variable._wrap
+_engine_state = engine._state.get  # with engine._default: this thread's `engine.State`
 _NO_DEFAULT = object()
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Which plugin provided an op: shown in listings, reports and every error message."""
-
-    plugin: str
-    distribution: str | None = None
-    version: str | None = None
-    entry_point: str | None = None
-
-    def __str__(self) -> str:
-        dist = f"{self.distribution} {self.version}" if self.distribution else "not installed"
-        return f"plugin {self.plugin!r} from {dist}"
 
 
 def as_inputs(values: Any) -> tuple[Variable, ...]:
@@ -87,6 +73,7 @@ class Op:
         "_stochastic",
         "backward",
         "deps",
+        "dispatch",
         "forward",
         "name",
         "provenance",
@@ -97,7 +84,10 @@ class Op:
         self.name = spec.name
         self.spec = spec
         self.provenance = provenance
-        self.deps: Any = None  # set by the registry: the ops this op's backward may use
+        # set by the registry when it builds the op's op set: the ops its backward may use
+        # (``ctx.ops``), and the op set's dispatch table, active while its backward runs
+        self.deps: Any = None
+        self.dispatch: Any = None
         self.forward = spec.forward
         self.backward = spec.backward
         self._n_inputs = 1 if spec.variadic else len(spec.inputs)
@@ -227,7 +217,7 @@ class Op:
             raise
         if self._plain_output:  # the common case: one array, no state
             y = _wrap(result if type(result) is np.ndarray else np.asarray(result))
-            if self._differentiable and _State.grad_enabled:
+            if self._differentiable and _engine_state(engine._default).grad_enabled:
                 self._record(xs, attrs, (y,), None)
             return y
         state = None
@@ -238,7 +228,7 @@ class Op:
             if self._n_outputs == 1
             else tuple([_wrap(np.asarray(r)) for r in result])
         )
-        if self._differentiable and _State.grad_enabled:
+        if self._differentiable and _engine_state(engine._default).grad_enabled:
             self._record(xs, attrs, outputs, state)
         return outputs[0] if self._n_outputs == 1 else outputs
 

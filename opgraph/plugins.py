@@ -2,9 +2,9 @@
 
 Which plugins may load is decided from names and metadata only, *before* anything is imported
 (`Selection`): a disabled or incompatible plugin costs nothing. A plugin that fails to import,
-or whose hook raises, is recorded as *failed* with a short reason and one warning on stderr;
+or whose hook raises, is recorded as *failed* with a short reason and one `PluginWarning`;
 every other plugin still loads. Entry points are scanned once per process and each plugin is
-imported at most once.
+imported at most once, even when several threads ask at the same time.
 """
 
 from __future__ import annotations
@@ -14,16 +14,20 @@ import functools
 import os
 import re
 import sys
+import threading
 import time
 import traceback
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
 from typing import Literal
 
-from opgraph.contract import OpSpec
-from opgraph.op import Provenance
-from opgraph.versions import Requirement, canonical_name
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from opgraph.contract import OpSpec, Provenance
+from opgraph.errors import OpgraphWarning, PluginWarning
 
 GROUP = "opgraph"
 ESSENTIAL_DISTRIBUTION = "opgraph"
@@ -99,14 +103,14 @@ def is_essential(ep: EntryPoint) -> bool:
     """Judged by distribution, so a third-party plugin that is also named ``builtin`` gets no
     exemption from allow and deny lists."""
     dist = distribution_of(ep)
-    return dist is not None and canonical_name(dist) == ESSENTIAL_DISTRIBUTION
+    return dist is not None and canonicalize_name(dist) == ESSENTIAL_DISTRIBUTION
 
 
 def names_of(ep: EntryPoint) -> set[str]:
     """The names a plugin answers to in allow/deny lists: its entry point and distribution
     names, compared in PEP 503 normal form (``My_Ops`` == ``my-ops``)."""
     dist = distribution_of(ep)
-    return {canonical_name(ep.name)} | ({canonical_name(dist)} if dist else set())
+    return {canonicalize_name(ep.name)} | ({canonicalize_name(dist)} if dist else set())
 
 
 def installed_names() -> set[str]:
@@ -124,7 +128,7 @@ class Rule:
     """Where the rule comes from, e.g. ``OPGRAPH_DISABLE_PLUGINS`` or ``ci.yaml:4``."""
 
     def matches(self, ep: EntryPoint) -> bool:
-        return bool(names_of(ep) & {canonical_name(n) for n in self.names})
+        return bool(names_of(ep) & {canonicalize_name(n) for n in self.names})
 
 
 @dataclass(frozen=True)
@@ -174,16 +178,32 @@ def split_names(text: str) -> frozenset[str]:
     return frozenset(n.strip() for n in text.split(",") if n.strip())
 
 
+def applies(req: Requirement) -> bool:
+    """Whether a requirement's environment marker holds here, as pip evaluates it (a
+    requirement of an extra, ``; extra == "x"``, does not apply to a plain install)."""
+    return req.marker is None or req.marker.evaluate({"extra": ""})
+
+
+def satisfied(req: Requirement, version: str) -> bool:
+    """Whether an installed ``version`` meets ``req`` as pip judges installed distributions
+    (pre-releases count; an invalid version meets no specifier but the empty one)."""
+    return req.specifier.contains(version, prereleases=True)
+
+
 def incompatibility(ep: EntryPoint) -> str | None:
     """The plugin distribution's own ``Requires-Dist: opgraph ...`` that this opgraph fails."""
     from opgraph import __version__
 
     for line in (ep.dist.requires or ()) if ep.dist is not None else ():
         try:
-            req = Requirement.parse(line)
-        except ValueError:
+            req = Requirement(line)
+        except InvalidRequirement:
             continue
-        if req.key == ESSENTIAL_DISTRIBUTION and req.marker is None and not req.allows(__version__):
+        if (
+            canonicalize_name(req.name) == ESSENTIAL_DISTRIBUTION
+            and applies(req)
+            and not satisfied(req, __version__)
+        ):
             return f"needs {req} but opgraph {__version__} is installed"
     return None
 
@@ -191,27 +211,34 @@ def incompatibility(ep: EntryPoint) -> str | None:
 _Key = tuple[str, str, "str | None"]
 _loaded: dict[_Key, PluginRecord] = {}
 _skipped: dict[tuple[_Key, str], PluginRecord] = {}
+_lock = threading.RLock()  # one import and one hook call per plugin, whatever the threads do
 
 
 def reset() -> None:
     """Forget scanned entry points and loaded plugins (tests install fake distributions)."""
-    discover.cache_clear()
-    _loaded.clear()
-    _skipped.clear()
-    _warned.clear()
+    with _lock:
+        discover.cache_clear()
+        _loaded.clear()
+        _skipped.clear()
+        _warned.clear()
 
 
 def load_all(selection: Selection) -> list[PluginRecord]:
     """The record of every discovered plugin under ``selection``; a name in an allow or deny
     list that matches no installed plugin is warned about (a typo would otherwise do nothing)."""
-    known = installed_names()
+    with _lock:
+        known = installed_names()
+        records = [record_for(ep, selection) for ep in discover()]
     for rule in selection.rules:
         for name in sorted(rule.names):
-            if canonical_name(name) not in known:
-                close = difflib.get_close_matches(canonical_name(name), sorted(known), n=1)
+            if canonicalize_name(name) not in known:
+                close = difflib.get_close_matches(canonicalize_name(name), sorted(known), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 warn_once(f"{rule.source} names {name!r}, which is no installed plugin{hint}")
-    return [record_for(ep, selection) for ep in discover()]
+    for record in records:
+        if record.broken:
+            warn_once(broken_message(record))
+    return records
 
 
 def record_for(ep: EntryPoint, selection: Selection) -> PluginRecord:
@@ -222,17 +249,15 @@ def record_for(ep: EntryPoint, selection: Selection) -> PluginRecord:
             trace(f"{provenance_of(ep)} not imported: {reason}")
             _skipped[key, reason] = PluginRecord(provenance_of(ep), "disabled", reason=reason)
         return _skipped[key, reason]
-    if key not in _loaded:
-        reason = incompatibility(ep)
-        record = (
-            PluginRecord(provenance_of(ep), "incompatible", reason=reason)
-            if reason
-            else load_plugin(ep)
-        )
-        if record.broken:
-            warn_broken(record)
-        _loaded[key] = record
-    return _loaded[key]
+    with _lock:
+        if key not in _loaded:
+            reason = incompatibility(ep)
+            _loaded[key] = (
+                PluginRecord(provenance_of(ep), "incompatible", reason=reason)
+                if reason
+                else load_plugin(ep)
+            )
+        return _loaded[key]
 
 
 def _short_reason(exc: BaseException) -> str:
@@ -302,20 +327,22 @@ def disable_hint(name: str) -> str:
     return f"disable it with OPGRAPH_DISABLE_PLUGINS={name} or `plugins: {{disable: [{name}]}}`"
 
 
-_warned: set[str] = set()
+_warned: set[tuple[type[Warning], str]] = set()
 
 
-def warn_once(message: str) -> None:
-    """Warn on stderr once per process: op sets are rebuilt per config, the warning is not."""
-    if message not in _warned:
-        _warned.add(message)
-        print(f"opgraph: warning: {message}", file=sys.stderr)
+def warn_once(message: str, category: type[OpgraphWarning] = PluginWarning) -> None:
+    """Warn once per process: op sets are rebuilt per config, their warnings are not. A
+    ``-W error::opgraph.PluginWarning`` filter turns it into an exception here."""
+    with _lock:
+        if (category, message) in _warned:
+            return
+        _warned.add((category, message))
+    warnings.warn(message, category, stacklevel=2)
 
 
-def warn_broken(record: PluginRecord) -> None:
-    """Once per plugin on stderr: which plugin, from which distribution, why, how to disable."""
-    print(
-        f"opgraph: warning: {record.provenance} is {record.status} and was skipped: "
-        f"{record.reason}\n  ({disable_hint(record.name)})",
-        file=sys.stderr,
+def broken_message(record: PluginRecord) -> str:
+    """Which plugin, from which distribution, why it was skipped, and how to disable it."""
+    return (
+        f"{record.provenance} is {record.status} and was skipped: {record.reason}\n"
+        f"  ({disable_hint(record.name)})"
     )

@@ -1,28 +1,27 @@
-"""The choke point between plugins and users: validate specs, resolve conflicts and
-dependencies, and build `OpSet`s whose attributes are ready-to-call `Op`s."""
+"""The choke point between plugins and users: validate specs, collect every provider, resolve
+conflicts and dependencies, and build `OpSet`s whose attributes are ready-to-call `Op`s.
+
+Pure: it holds no global state, reads no config and prints nothing. What it found (rejected
+declarations, dropped ops, conflicts) is returned as data for the op-set layer
+(`opgraph.opsets`) to warn about, or to refuse in strict mode.
+"""
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
 import keyword
-import os
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+from packaging.utils import canonicalize_name
 
-from opgraph import engine
-from opgraph.contract import KINDS, NAME_RE, Attr, Domain, OpSpec, Tolerance
-from opgraph.errors import ConfigError, OpDeclarationError, PluginError
-from opgraph.op import Op, Provenance
-from opgraph.plugins import PluginRecord, Selection, load_all, trace
-from opgraph.versions import canonical_name
-
-if TYPE_CHECKING:
-    from opgraph.config import Config
+from opgraph.contract import KINDS, NAME_RE, Attr, Domain, OpSpec, Provenance, Tolerance
+from opgraph.errors import OpConflictError, OpDeclarationError, PluginError
+from opgraph.op import Op
+from opgraph.plugins import PluginRecord
 
 ESSENTIAL = (
     "add",
@@ -40,31 +39,57 @@ ESSENTIAL = (
     "astype",
     "get_item",
 )
-"""Ops the engine itself dispatches to (Variable operators and methods, `unbroadcast`): always
-in every op set, hidden when a config does not show them, and their plugin is never disabled."""
-
-
-class StrictPluginError(PluginError):
-    """Strict plugin loading found a broken plugin or a rejected declaration (exit code 3)."""
+"""Ops the engine itself dispatches to (Variable operators and methods, `unbroadcast`): in
+every op set's dispatch table and every ``ctx.ops``, whether or not a config shows them."""
 
 
 class OpSet:
     """Ops by attribute (``ops.sin(x)``), iteration (``for op in ops``: each op once, aliases
-    included only as names) and ``name in ops``."""
+    included only as names) and ``name in ops``.
+
+    ``conflicts`` (op name -> every provider) and ``dropped`` (op name -> why) say what the
+    op set lacks; accessing such an op raises with the reason. Op names can never clash with
+    these two: the registry rejects op names in `RESERVED`.
+    """
 
     def __init__(
         self,
         ops: Mapping[str, Op],
         label: str = "op set",
         unavailable: Mapping[str, str] | None = None,
+        *,
+        contested: Mapping[str, str] | None = None,
+        conflicts: Mapping[str, list[Op]] | None = None,
+        dropped: Mapping[str, str] | None = None,
+        dispatch: OpSet | None = None,
     ) -> None:
+        """``contested``: name -> the conflict message raised on access; ``dispatch``: the
+        table the engine uses while this op set is active (`opgraph.use_opset`)."""
         self.__dict__.update(ops)
-        object.__setattr__(self, "_label", label)
-        object.__setattr__(self, "_unavailable", dict(unavailable or {}))
+        self.__dict__.update(
+            _label=label,
+            _unavailable=dict(unavailable or {}),
+            _contested=dict(contested or {}),
+            _conflicts=dict(conflicts or {}),
+            _dropped=dict(dropped or {}),
+            _dispatch=dispatch,
+        )
+
+    @property
+    def conflicts(self) -> dict[str, list[Op]]:
+        """Ops that several plugins provide and nothing chose between: op name -> providers."""
+        return dict(self._conflicts)
+
+    @property
+    def dropped(self) -> dict[str, str]:
+        """Ops left out because a dependency is missing: op name -> why."""
+        return dict(self._dropped)
 
     def __getattr__(self, name: str) -> Any:  # only called for names that are not ops
         if name.startswith("__"):
             raise AttributeError(name)
+        if name in self._contested:
+            raise OpConflictError(self._contested[name])
         if name in self._unavailable:
             raise AttributeError(f"no op {name!r} in {self._label}: {self._unavailable[name]}")
         close = difflib.get_close_matches(name, list(self._names()), n=3)
@@ -98,6 +123,10 @@ class OpSet:
 
     def __repr__(self) -> str:
         return f"<{self._label}: {len(self)} ops>"
+
+
+RESERVED = frozenset(n for n in vars(OpSet) if not n.startswith("_"))
+"""Names no op may have: they are the `OpSet` API."""
 
 
 def _function_problems(spec: OpSpec) -> Iterator[str]:
@@ -147,6 +176,8 @@ def _default_problems(spec: OpSpec) -> Iterator[str]:
 def _signature_problems(spec: OpSpec) -> Iterator[str]:
     if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
         yield f"name {spec.name!r} is not a lowercase identifier"
+    elif spec.name in RESERVED:
+        yield f"name {spec.name!r} is reserved for the op-set API ({', '.join(sorted(RESERVED))})"
     if not isinstance(spec.inputs, tuple) or not all(isinstance(n, str) for n in spec.inputs):
         yield f"inputs must be a tuple of names, got {spec.inputs!r}"
         return
@@ -185,19 +216,13 @@ def validate_spec(spec: Any, prov: Provenance) -> OpSpec:
     return spec
 
 
-def load_records(selection: Selection) -> list[PluginRecord]:
-    """Every discovered plugin under ``selection``, its declarations validated once (the
-    rejected ones warned about once; the plugin's valid ops still load)."""
-    records = load_all(selection)
-    for record in records:
-        if record.status == "active" and not record.validated:
-            _validate(record)
-    return records
-
-
-def _validate(record: PluginRecord) -> None:
-    """Keep the plugin's valid declarations (the first of a name); warn about the others."""
+def validated(record: PluginRecord) -> PluginRecord:
+    """``record`` with only its valid declarations (the first of a name) in ``specs`` and a
+    message per rejected one in ``rejected``; done once per record, as records are cached."""
+    if record.status != "active" or record.validated:
+        return record
     valid: dict[str, OpSpec] = {}
+    rejected = []
     for spec in record.specs:
         try:
             validate_spec(spec, record.provenance)
@@ -208,29 +233,9 @@ def _validate(record: PluginRecord) -> None:
                 )
             valid[spec.name] = spec
         except OpDeclarationError as exc:
-            record.rejected.append(str(exc))
-            print(
-                f"opgraph: warning: {exc}; this declaration was skipped, "
-                "the plugin's other ops loaded",
-                file=sys.stderr,
-            )
-    record.specs, record.validated = list(valid.values()), True
-
-
-def raise_if_strict(records: Iterable[PluginRecord], selection: Selection) -> None:
-    """In strict mode any broken plugin or rejected declaration is one `StrictPluginError`."""
-    if not selection.strict:
-        return
-    problems = [f"{r.provenance} is {r.status}: {r.reason}" for r in records if r.broken]
-    _raise_strict(problems + [message for r in records for message in r.rejected])
-
-
-def _raise_strict(problems: list[str]) -> None:
-    if problems:
-        raise StrictPluginError(
-            "strict plugin loading (OPGRAPH_STRICT_PLUGINS, --strict-plugins or "
-            "`plugins: {strict: true}`) found problems:\n  " + "\n  ".join(problems)
-        )
+            rejected.append(f"{exc}; this declaration was skipped, the plugin's other ops loaded")
+    record.specs, record.rejected, record.validated = list(valid.values()), rejected, True
+    return record
 
 
 def collect(records: Iterable[PluginRecord]) -> dict[str, list[Op]]:
@@ -257,8 +262,6 @@ class OpChoice:
     label: str = "op set"
     source: str = "your op-set config"
     """What to edit to resolve a conflict (a config path, in messages)."""
-    strict: bool = False
-    """Strict plugin loading: an op dropped for a missing dependency is an error, not a warning."""
 
     def shows(self, name: str) -> bool:
         def hit(patterns: tuple[str, ...]) -> bool:
@@ -271,17 +274,23 @@ def provider_key(op: Op, rivals: Iterable[Op] = ()) -> str:
     """The name a config uses for ``op``'s provider: the plugin name, or the distribution name
     when two rivals share the plugin name (compared as `provided_by` compares them)."""
     prov = op.provenance
-    same = [r for r in rivals if canonical_name(r.provenance.plugin) == canonical_name(prov.plugin)]
-    return canonical_name(prov.distribution) if len(same) > 1 and prov.distribution else prov.plugin
+    same = [
+        r
+        for r in rivals
+        if canonicalize_name(r.provenance.plugin) == canonicalize_name(prov.plugin)
+    ]
+    if len(same) > 1 and prov.distribution:
+        return canonicalize_name(prov.distribution)
+    return prov.plugin
 
 
 def provided_by(op: Op, key: str) -> bool:
     """Whether a config's ``providers`` value names ``op``'s plugin or distribution (either
     works, in PEP 503 normal form, as `provider_key` may suggest either)."""
     prov = op.provenance
-    return canonical_name(key) in {
-        canonical_name(prov.plugin),
-        canonical_name(prov.distribution or prov.plugin),
+    return canonicalize_name(key) in {
+        canonicalize_name(prov.plugin),
+        canonicalize_name(prov.distribution or prov.plugin),
     }
 
 
@@ -298,11 +307,10 @@ def _pick(name: str, ops: list[Op], choice: OpChoice) -> Op | None:
             + ("matches several providers" if match else "does not provide it")
             + f"; providers of {name!r}: {who}"
         )
-    trace(f"op {name!r}: {match[0].provenance} chosen by {choice.source}")
     return match[0]
 
 
-def _conflict_message(conflicts: Mapping[str, list[Op]], choice: OpChoice) -> str:
+def conflict_message(conflicts: Mapping[str, list[Op]], choice: OpChoice) -> str:
     lines = [
         "several plugins provide the same op, and opgraph never picks one silently; "
         f"add one of these lines under `providers:` in {choice.source}:"
@@ -358,15 +366,15 @@ def _resolve(
 def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()) -> OpSet:
     """The op set ``choice`` selects from ``providers``, closed under backward: every op's
     dependencies (its ``requires`` + `ESSENTIAL`) are pulled in as hidden members of its
-    ``ctx.ops`` even when the set does not show them. An op whose dependency no plugin
-    provides is dropped with a warning (`StrictPluginError` when ``choice.strict``); a conflict
-    among needed ops is one `PluginError`."""
+    ``ctx.ops`` even when the set does not show them.
+
+    What cannot be had is confined to itself: an op whose dependency no plugin provides is
+    dropped (`OpSet.dropped`), and an op several plugins provide with no choice made is
+    contested (`OpSet.conflicts`); using either raises the reason, everything else works."""
     shown = [n for n in sorted(providers) if choice.shows(n)]
     wanted = [*ESSENTIAL, *shown, *choice.aliases.values()]
     chosen, dropped, conflicts = _resolve(providers, wanted, choice)
-    if conflicts:
-        raise PluginError(_conflict_message(conflicts, choice))
-    if missing := [n for n in ESSENTIAL if n not in chosen]:
+    if missing := [n for n in ESSENTIAL if n not in chosen and n not in conflicts]:
         raise PluginError(
             f"essential ops {missing} are unavailable ({dropped[missing[0]]}); the built-in "
             "plugin 'builtin' of the opgraph distribution must load"
@@ -376,67 +384,38 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()
         op: f"op {op!r} from {providers[op][0].provenance} was skipped: {dropped[op]}"
         for op in sorted(set(targets.values()) & dropped.keys())
     }
-    if choice.strict:
-        _raise_strict(list(skipped.values()))
-    for message in skipped.values():
-        print(f"opgraph: warning: {message}", file=sys.stderr)
+    conflict_messages = {
+        name: conflict_message({name: ops}, choice) for name, ops in conflicts.items()
+    }
     unavailable = {
         name: f"{choice.source} does not select it (ops.include / ops.exclude)"
         for name in providers
         if name not in shown
     }
     unavailable.update((name, skipped[op]) for name, op in targets.items() if op in skipped)
+
+    def table(names: Mapping[str, str], label: str, **extra: Any) -> OpSet:
+        """The op set of ``names`` (shown name -> op name), contested names raising."""
+        return OpSet(
+            {n: chosen[op] for n, op in names.items() if op in chosen},
+            label,
+            contested={n: conflict_messages[op] for n, op in names.items() if op in conflicts},
+            **extra,
+        )
+
+    dispatch = table({n: n for n in ESSENTIAL}, f"the essential ops of {choice.label}")
     for op in chosen.values():
-        deps = {n: chosen[n] for n in (*ESSENTIAL, *op.spec.requires)}
-        op.deps = OpSet(
-            deps,
-            label=f"ctx.ops of {op.name!r} (only its requires= and the essential ops: "
+        op.deps = table(
+            {n: n for n in (*ESSENTIAL, *op.spec.requires)},
+            f"ctx.ops of {op.name!r} (only its requires= and the essential ops: "
             "declare every op its backward uses in requires=)",
         )
-    visible = {name: chosen[op] for name, op in targets.items() if op in chosen}
-    opset = OpSet(visible, label=choice.label, unavailable=unavailable)
-    essential = OpSet(
-        {n: chosen[n] for n in ESSENTIAL}, label=f"the essential ops of {choice.label}"
+        op.dispatch = dispatch
+    return table(
+        targets,
+        choice.label,
+        unavailable=unavailable,
+        conflicts={name: conflicts[op] for name, op in targets.items() if op in conflicts},
+        dropped=skipped,
+        dispatch=dispatch,
     )
-    object.__setattr__(opset, "_essential", essential)
-    return opset
-
-
-_default: OpSet | None = None
-
-
-def plugin_records() -> list[PluginRecord]:
-    """Every discovered plugin under the default op set's selection (its config and the
-    ``OPGRAPH_*_PLUGINS`` variables)."""
-    return load_records(default_config().selection())
-
-
-def default_config() -> Config:
-    """The config of the default op set: ``OPGRAPH_CONFIG``, else the packaged default.yaml."""
-    from opgraph import config
-
-    path = os.environ.get("OPGRAPH_CONFIG")
-    if not path:
-        return config.default_config()
-    try:
-        return config.load_config(path)
-    except ConfigError as exc:  # say where the path came from: no --config named it
-        raise ConfigError(f"{exc}\n(named by OPGRAPH_CONFIG: fix the file or unset it)") from None
-
-
-def config_for(path: str | os.PathLike[str] | None) -> Config:
-    """The config a command runs with: the file ``path`` names, else `default_config` (so
-    ``OPGRAPH_CONFIG`` applies to every command that takes no ``--config``)."""
-    from opgraph import config
-
-    return config.load_config(path) if path else default_config()
-
-
-def default_opset() -> OpSet:
-    """The op set of `default_config`, built on first use (`opgraph.ops`); Variable
-    operators dispatch to its essential ops (shown or not)."""
-    global _default
-    if _default is None:
-        _default = default_config().build_opset(label="the default op set")
-        engine._set_default_ops(_default._essential)
-    return _default

@@ -22,9 +22,15 @@ from typing import Any
 import pytest
 
 from opgraph.conformance.report import failure_details
-from opgraph.conformance.runner import Result, op_cases, run_op, selected_checks
-from opgraph.conformance.selection import select_ops
-from opgraph.conformance.settings import ConformanceSettings
+from opgraph.conformance.runner import (
+    Result,
+    contested_results,
+    op_cases,
+    run_op,
+    selected_checks,
+)
+from opgraph.conformance.selection import select_contested, select_ops
+from opgraph.conformance.settings import ConformanceSettings, settings_for
 from opgraph.errors import ConfigError
 from opgraph.op import Op
 
@@ -41,23 +47,27 @@ class ConformanceSuite:
         plugins: Iterable[str] | None = None,
         seed: int | None = None,
     ) -> None:
-        from opgraph.registry import config_for
+        from opgraph import opsets
 
-        loaded = config_for(config)
-        self.settings = loaded.conformance
+        loaded = opsets.config_for(config)
+        opset = opsets.build(loaded) if config else opsets.default_opset()
+        self.settings = settings_for(loaded, (op.name for op in opset))
         if seed is not None:
             self.settings = dataclasses.replace(self.settings, seed=seed)
         self.extra = ["--config", str(config)] if config else []
-        names, plugin_names = list(ops or ()), list(plugins or ())
-        chosen = select_ops(loaded.build_opset(), names or None, plugin_names or None)
+        names, plugin_names = list(ops or ()) or None, list(plugins or ()) or None
+        chosen = select_ops(opset, names, plugin_names)
         self.ops = {op.name: op for op in chosen}
         self.cases = {op.name: _cases_or_none(op, self.settings) for op in chosen}
-        self._results: dict[tuple[str, str, int | None], Result] = {}
+        contested = select_contested(opset, names, plugin_names)
+        self._results: dict[tuple[str, str, int | None], Result] = {
+            (r.op, r.check, r.sample): r for r in contested_results(contested, self.settings)
+        }
 
     def params(self) -> list[Param]:
         """(op, check, sample) for every test, in report order."""
         checks = selected_checks(self.settings)
-        params: list[Param] = []
+        params: list[Param] = list(self._results)  # the contested ops' errors
         for name, found in self.cases.items():
             if found is None:  # generation crashed: the run reports it once per check
                 params += [(name, c, None) for c in checks]

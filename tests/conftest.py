@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opgraph import engine, plugins, registry
+from opgraph import opsets
 
 
 class FakeSite:
@@ -55,10 +55,7 @@ class FakeSite:
 def reset_registry() -> None:
     """Forget discovered plugins and built op sets, so the next use rediscovers."""
     importlib.invalidate_caches()
-    plugins.reset()
-    registry._default = None
-    engine._set_default_ops(engine._DefaultOps())
-    sys.modules["opgraph"].__dict__.pop("ops", None)
+    opsets.reset()
 
 
 @pytest.fixture

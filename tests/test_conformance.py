@@ -10,24 +10,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from opgraph import Domain, OpSpec, Tolerance
+from opgraph import Domain, OpSpec, Tolerance, opsets
 from opgraph.conformance import numeric, report
 from opgraph.conformance.runner import FAILING, run
 from opgraph.conformance.samples import LAYOUTS, generate_cases, materialize, random_values
-from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure
+from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure, settings_for
 from opgraph.shapes import broadcast
+
+
+def settings_of(cfg):
+    """The conformance settings of ``cfg``, checked against its op set."""
+    return settings_for(cfg, (op.name for op in opsets.build(cfg)))
+
 
 FAULTY_SOURCE = (Path(__file__).parent / "faulty" / "faulty_ops.py").read_text()
 
 
 def install_faulty(fake_site):
     """The faulty plugin through a fake distribution; returns (its module, the op set)."""
-    from opgraph.config import default_config
+    from opgraph.opsets import default_config
 
     fake_site.add_plugin(
         "opgraph-faulty", FAULTY_SOURCE, module="opgraph_faulty", entry_point="faulty"
     )
-    opset = default_config().build_opset()
+    opset = opsets.build(default_config())
     return importlib.import_module("opgraph_faulty"), opset
 
 
@@ -251,6 +257,8 @@ def test_expected_failures_become_xfail_and_stale_ones_xpass(fake_site):
 TOLERANT_SOURCE = """
 import numpy as np
 from opgraph import OpSpec, Tolerance, hookimpl
+from opgraph import opsets
+from opgraph.conformance.settings import settings_for
 
 LOOSE = Tolerance(10.0, 10.0, "declared by the op")
 
@@ -325,10 +333,10 @@ def test_text_report_has_table_details_and_replay(fake_site):
 
 # --- every registered op passes every check ---
 def test_every_registered_op_passes_every_check():
-    from opgraph.config import default_config
+    from opgraph.opsets import default_config
 
     config = default_config()
-    rep = run(config.build_opset(), config.conformance)
+    rep = run(opsets.build(config), settings_of(config))
     failures = [r for r in rep.results if r.failed]
     assert not failures, report.text(rep)
     assert rep.ops > 0 and rep.samples > rep.ops

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import opgraph
-from opgraph import Variable, cli, engine, plugins, registry
-from opgraph.errors import PluginError
+from opgraph import Variable, cli, engine, opsets, plugins, registry
+from opgraph.errors import PluginError, StrictPluginError
 
 TRIPLE = """
     from opgraph import OpSpec, hookimpl
@@ -112,17 +112,17 @@ def test_a_broken_plugin_is_skipped_with_one_warning_and_the_others_load(
     fake_site.add_plugin("triple-ops", TRIPLE)
     assert "triple" in opgraph.ops
     assert "add" in opgraph.ops
-    registry.plugin_records()  # a second look at the plugins does not warn again
+    opsets.plugin_records()  # a second look at the plugins does not warn again
     (warning,) = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert "plugin 'broken_plugin' from broken-plugin 0.3 is failed" in warning
     assert reason in warning
-    (record,) = [r for r in registry.plugin_records() if r.name == "broken_plugin"]
+    (record,) = [r for r in opsets.plugin_records() if r.name == "broken_plugin"]
     assert (record.status, record.broken) == ("failed", True)
 
 
 def test_the_warning_says_how_to_disable_the_plugin(fake_site, capsys):
     fake_site.add_plugin("broken-plugin", IMPORT_FAILS)
-    registry.plugin_records()
+    opsets.plugin_records()
     assert "OPGRAPH_DISABLE_PLUGINS=broken_plugin" in capsys.readouterr().err
 
 
@@ -135,7 +135,7 @@ def test_invalid_declarations_are_rejected_per_op_and_the_rest_loads(fake_site, 
     assert all("plugin 'mixed_ops' from mixed-ops 1.0" in w for w in warnings)
     assert any("'Bad-Name'" in w and "lowercase identifier" in w for w in warnings)
     assert any("'no_forward'" in w and "forward must be callable" in w for w in warnings)
-    (record,) = [r for r in registry.plugin_records() if r.name == "mixed_ops"]
+    (record,) = [r for r in opsets.plugin_records() if r.name == "mixed_ops"]
     assert record.status == "active"
     assert [s.name for s in record.specs] == ["quad"]
     assert len(record.rejected) == 2
@@ -200,7 +200,7 @@ def test_the_line_the_conflict_error_suggests_resolves_it(fake_site, tmp_path):
     fake_site.add_plugin("fast-a", TRIPLE)
     fake_site.add_plugin("fast-b", TRIPLE)
     with pytest.raises(PluginError) as info:
-        registry.default_opset()
+        opsets.default_opset()
     line = next(line for line in str(info.value).splitlines() if "triple: fast_b" in line)
     config = tmp_path / "pick.yaml"
     config.write_text(f"providers:\n{line}\n")
@@ -216,7 +216,7 @@ def test_plugins_whose_names_differ_only_in_spelling_are_told_apart_by_distribut
     fake_site.add_plugin("alpha-ops", TRIPLE, entry_point="fast_a")
     fake_site.add_plugin("beta-ops", TRIPLE, entry_point="Fast-A")  # the same name, normalized
     with pytest.raises(PluginError) as info:
-        registry.default_opset()
+        opsets.default_opset()
     lines = [line for line in str(info.value).splitlines() if line.startswith("      triple:")]
     assert lines == ["      triple: beta-ops", "      triple: alpha-ops"]
     config = tmp_path / "pick.yaml"
@@ -250,7 +250,7 @@ def test_disabled_plugins_are_never_imported(fake_site, tmp_path, monkeypatch, v
     assert not marker.exists()
     assert "add" in ops
     assert ("triple" in ops) == (value != "")  # the other plugin still loads, unless none may
-    (record,) = [r for r in registry.plugin_records() if r.name == "marked_ops"]
+    (record,) = [r for r in opsets.plugin_records() if r.name == "marked_ops"]
     assert record.status == "disabled"
     assert variable in record.reason
 
@@ -283,7 +283,7 @@ def test_an_incompatible_plugin_is_not_imported(fake_site, tmp_path, capsys):
         imports_marker(marker),
         requires=("numpy", "opgraph >=99", "opgraph <0.1; extra == 'old'"),
     )
-    (record,) = [r for r in registry.plugin_records() if r.name == "future_ops"]
+    (record,) = [r for r in opsets.plugin_records() if r.name == "future_ops"]
     assert record.status == "incompatible"
     assert record.reason == f"needs opgraph>=99 but opgraph {opgraph.__version__} is installed"
     assert not marker.exists()
@@ -292,7 +292,7 @@ def test_an_incompatible_plugin_is_not_imported(fake_site, tmp_path, capsys):
 
 def test_a_misspelt_hook_makes_the_plugin_incompatible(fake_site):
     fake_site.add_plugin("typo-ops", TRIPLE.replace("def opgraph_ops", "def opgraph_op"))
-    (record,) = [r for r in registry.plugin_records() if r.name == "typo_ops"]
+    (record,) = [r for r in opsets.plugin_records() if r.name == "typo_ops"]
     assert record.status == "incompatible"
     assert "unknown hook 'opgraph_op' (did you mean opgraph_ops?)" in record.reason
 
@@ -300,25 +300,23 @@ def test_a_misspelt_hook_makes_the_plugin_incompatible(fake_site):
 def test_strict_mode_turns_a_broken_plugin_into_an_error(fake_site, monkeypatch):
     fake_site.add_plugin("broken-plugin", HOOK_RAISES)
     monkeypatch.setenv("OPGRAPH_STRICT_PLUGINS", "1")
-    with pytest.raises(registry.StrictPluginError, match=r"broken_plugin.*cannot find the GPU"):
-        registry.default_opset()
+    with pytest.raises(StrictPluginError, match=r"broken_plugin.*cannot find the GPU"):
+        opsets.default_opset()
 
 
 def test_strict_mode_also_rejects_invalid_declarations(fake_site, tmp_path):
     fake_site.add_plugin("mixed-ops", INVALID)
     config = tmp_path / "strict.yaml"
     config.write_text("plugins: {strict: true}\n")
-    with pytest.raises(registry.StrictPluginError, match="'Bad-Name'"):
+    with pytest.raises(StrictPluginError, match="'Bad-Name'"):
         opgraph.load_opset(config)
 
 
 def test_strict_mode_also_rejects_an_op_whose_dependency_is_missing(fake_site, monkeypatch):
     fake_site.add_plugin("wobble-ops", NEEDS_MISSING_OP)
     monkeypatch.setenv("OPGRAPH_STRICT_PLUGINS", "1")
-    with pytest.raises(
-        registry.StrictPluginError, match=r"op 'wobble' from .* was skipped: .*'unknown_op'"
-    ):
-        registry.default_opset()
+    with pytest.raises(StrictPluginError, match=r"op 'wobble' from .* was skipped: .*'unknown_op'"):
+        opsets.default_opset()
 
 
 def test_entry_points_are_scanned_once_per_process(fake_site, monkeypatch, tmp_path):
@@ -330,7 +328,7 @@ def test_entry_points_are_scanned_once_per_process(fake_site, monkeypatch, tmp_p
     config.write_text("ops: {include: [triple]}\n")
     opgraph.ops.triple  # noqa: B018
     opgraph.load_opset(config)
-    registry.plugin_records()
+    opsets.plugin_records()
     assert calls == [{"group": "opgraph"}]
 
 
@@ -338,7 +336,7 @@ def test_trace_shows_what_each_hook_returned_and_from_whom(fake_site, monkeypatc
     fake_site.add_plugin("triple-ops", TRIPLE)
     monkeypatch.setenv("OPGRAPH_TRACE_PLUGINS", "1")
     monkeypatch.setenv("OPGRAPH_DISABLE_PLUGINS", "other")
-    registry.plugin_records()
+    opsets.plugin_records()
     err = capsys.readouterr().err
     assert "trace: found" in err
     assert "plugin 'triple_ops' from triple-ops 1.0 loaded in" in err
@@ -460,5 +458,5 @@ def test_an_op_declared_twice_by_one_plugin_keeps_its_first_declaration(fake_sit
         "op 'triple' from plugin 'twice_ops' from twice-ops 1.0 is declared twice (the first "
         "declaration is kept); this declaration was skipped" in capsys.readouterr().err
     )
-    (record,) = [r for r in registry.plugin_records() if r.name == "twice_ops"]
+    (record,) = [r for r in opsets.plugin_records() if r.name == "twice_ops"]
     assert ([s.name for s in record.specs], len(record.rejected)) == (["triple"], 1)

@@ -11,10 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from opgraph.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from opgraph.conformance.selection import select_ops
-from opgraph.conformance.settings import CHECKS
-from opgraph.errors import ConfigError
+from opgraph.conformance.selection import select_contested, select_ops
+from opgraph.conformance.settings import CHECKS, settings_for
+from opgraph.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -55,17 +54,19 @@ def _progress(op: Any, i: int, n: int) -> None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from opgraph import opsets
     from opgraph.conformance import report
     from opgraph.conformance.runner import run
-    from opgraph.registry import config_for
 
     try:
-        config = config_for(args.config)
-        ops = select_ops(config.build_opset(), args.op, args.plugin)
+        config = opsets.config_for(args.config)
+        opset = opsets.build(config) if args.config else opsets.default_opset()
+        ops = select_ops(opset, args.op, args.plugin)
+        contested = select_contested(opset, args.op, args.plugin)
+        settings = settings_for(config, (op.name for op in opset))
     except ConfigError as exc:
         print(f"opgraph check: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    settings = config.conformance
     overrides: dict[str, Any] = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -74,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.check:
         overrides["checks"] = tuple(args.check)
     settings = dataclasses.replace(settings, **overrides)
-    result = run(ops, settings, sample=args.sample, progress=_progress)
+    result = run(ops, settings, sample=args.sample, progress=_progress, contested=contested)
     if args.sample is not None and not result.results:
         print(
             f"opgraph check: error: --sample {args.sample}: no selected op has that sample "

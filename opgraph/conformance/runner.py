@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from opgraph import engine
 from opgraph.conformance.checks import (
     CASE_CHECKS,
     CaseRun,
@@ -169,8 +171,28 @@ def _guarded_bad_input(op: Op, bad: BadCase) -> Outcome:
 
 def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> list[Result]:
     """Results of one op, known failures applied; ``sample`` restricts to that sample index
-    (replay)."""
-    return apply_expectations(list(_op_results(op, settings, sample)), settings, sample)
+    (replay). Everything runs with the op's own op set active, so operators and helpers the
+    checks use are the ones that op set chose."""
+    with engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext():
+        results = list(_op_results(op, settings, sample))
+    return apply_expectations(results, settings, sample)
+
+
+def contested_results(
+    contested: Mapping[str, list[Op]], settings: ConformanceSettings
+) -> list[Result]:
+    """One ``error`` per selected check of each contested op, naming every provider."""
+    results = []
+    for name, rivals in contested.items():
+        who = " and by ".join(str(op.provenance) for op in rivals)
+        message = (
+            f"op {name!r} is contested: it is provided by {who}, and no config chose one "
+            f"(add `{name}: <plugin>` under `providers:`)"
+        )
+        plugins = "+".join(op.provenance.plugin for op in rivals)
+        for check in selected_checks(settings):
+            results.append(Result(name, plugins, check, "error", None, "", message))
+    return results
 
 
 def _op_results(op: Op, settings: ConformanceSettings, sample: int | None) -> Iterator[Result]:
@@ -199,11 +221,13 @@ def run(
     settings: ConformanceSettings,
     sample: int | None = None,
     progress: Callable[[Op, int, int], None] | None = None,
+    contested: Mapping[str, list[Op]] | None = None,
 ) -> RunReport:
-    """Check every op; ``progress(op, i, n)`` is called before each op."""
+    """Check every op (and report every ``contested`` op as an error); ``progress(op, i, n)``
+    is called before each op."""
     ops = list(ops)
     start = time.perf_counter()
-    results: list[Result] = []
+    results: list[Result] = contested_results(contested or {}, settings)
     samples = 0
     for i, op in enumerate(ops):
         if progress is not None:

@@ -1,13 +1,12 @@
-"""What a conformance run checks, and which failures are known: plain data the config and CLI fill.
-
-Kept free of numpy and the engine so that config loading can import it cheaply.
-"""
+"""What a conformance run checks, and which failures are known: plain data that a config's
+``conformance:`` section (`settings_for`) and the CLI fill."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from opgraph.config import Config, valid_items
 from opgraph.contract import Tolerance
 
 CHECKS: tuple[str, ...] = (
@@ -57,3 +56,48 @@ class ConformanceSettings:
     tolerances: Mapping[str, Mapping[str, Tolerance]] = field(default_factory=dict)
     """Per-op, per-dtype tolerance overrides: op name -> dtype name -> Tolerance."""
     expected_failures: tuple[ExpectedFailure, ...] = ()
+
+
+def settings_for(config: Config, op_names: Iterable[str]) -> ConformanceSettings:
+    """The conformance section of ``config`` as settings; its check names, and the op names of
+    its tolerances and expected failures (against ``op_names``, the op set's), are validated
+    here, each problem reported at its line."""
+    section = config.conformance_section
+    op_names = set(op_names)
+    for i, check in valid_items(section.get("checks", [])):
+        if check not in CHECKS:
+            config.unknown(f"conformance.checks[{i}]", "check", check, CHECKS)
+    tolerances = section.get("tolerances", {})
+    failures = section.get("expected_failures", [])
+    for op in tolerances:
+        if op not in op_names:
+            config.unknown(f"conformance.tolerances.{op}", "op (not in this op set)", op, op_names)
+    seen: dict[tuple[str, str | None], int] = {}
+    for i, entry in valid_items(failures):
+        key = f"conformance.expected_failures[{i}]"
+        if entry.get("check") is not None and entry["check"] not in CHECKS:
+            config.unknown(f"{key}.check", "check", entry["check"], CHECKS)
+        if entry["op"] not in op_names:
+            config.unknown(f"{key}.op", "op (not in this op set)", entry["op"], op_names)
+        ident = (entry["op"], entry.get("check"))
+        if ident in seen:
+            config.problem(key, f"repeats expected_failures[{seen[ident]}]")
+        seen.setdefault(ident, i)
+    config.raise_problems()
+    dtypes = section.get("dtypes")
+    checks = section.get("checks")
+    return ConformanceSettings(
+        seed=section.get("seed", 0),
+        dtypes=None if dtypes is None else tuple(dtypes),
+        checks=None if checks is None else tuple(checks),
+        max_samples=section.get("max_samples"),
+        full_jacobian=section.get("full_jacobian", False),
+        tolerances={
+            op: {dtype: Tolerance(**t) for dtype, t in by_dtype.items()}
+            for op, by_dtype in tolerances.items()
+        },
+        expected_failures=tuple(
+            ExpectedFailure(op=e["op"], check=e.get("check"), reason=e["reason"])
+            for _, e in valid_items(failures)
+        ),
+    )
