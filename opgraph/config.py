@@ -147,9 +147,8 @@ class Config:
         try:
             return Requirement(text)
         except InvalidRequirement as exc:
-            self.problem(
-                key, f"{text!r} is not a requirement like 'opgraph-conv >=0.2, <1' ({exc})"
-            )
+            why = str(exc).splitlines()[0]  # packaging adds a caret diagram below
+            self.problem(key, f"{text!r} is not a requirement like 'opgraph-conv >=0.2, <1': {why}")
             return None
 
     # -- checks that need no plugin ------------------------------------------------------

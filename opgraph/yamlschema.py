@@ -87,7 +87,7 @@ class Type:
 
 
 class Str(Type):
-    what = "a string"
+    what = "a non-empty string"
 
     def accepts(self, node: Any, value: Any) -> bool:
         return isinstance(value, str) and bool(value.strip())
