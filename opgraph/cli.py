@@ -72,7 +72,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     from opgraph import opsets
 
     config = opsets.config_for(args.config)
-    opset = opsets.build(config) if args.config else opsets.default_opset()
+    opset = opsets.build(config)
     records = opsets.plugin_records(config)
     rows = [describe(op) for op in opset]
     broken = [r for r in records if r.broken]
@@ -120,7 +120,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     config = opsets.config_for(args.config)
     selection = opsets.selection(config)
     records = opsets.plugin_records(config)
-    opset = opsets.build(config) if args.config else opsets.default_opset()
+    opset = opsets.build(config)
     rows = [plugin_row(r) for r in records]
     if args.json:
         document = {"plugins": rows, "conflicts": conflict_rows(opset), "strict": selection.strict}

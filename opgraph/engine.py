@@ -9,6 +9,7 @@ in. Recording and test mode are per thread and per asyncio task too (`contextvar
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import operator
 import weakref
@@ -48,6 +49,7 @@ class _Lazy:
         return getattr(_default_provider(), name)
 
 
+_new_state = functools.partial(tuple.__new__, State)  # a State without NamedTuple's slow paths
 _default_provider: Callable[[], Any] | None = None
 _default = State(ops=_Lazy())
 """What a thread or task sees before it changes anything; replaced (not mutated) once the
@@ -423,7 +425,7 @@ def backward(output: Variable, retain_grad: bool = False, create_graph: bool = F
         _accumulate(output, seed)
         return
     outer = _state.get(_default)
-    token = _state.set(outer._replace(grad_enabled=create_graph))
+    token = _state.set(_new_state((create_graph, outer.training, outer.ops)))
     try:
         _sweep(output, seed, retain_grad)
     finally:
@@ -444,7 +446,7 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
             continue
         home = node.op.dispatch
         if home is not current.ops and home is not None:
-            current = current._replace(ops=home)
+            current = _new_state((current.grad_enabled, current.training, home))
             _state.set(current)  # undone by the reset in `backward`
         gxs = _checked_grads(node, node.op.backward(node, *gys))
         for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):

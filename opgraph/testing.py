@@ -50,7 +50,7 @@ class ConformanceSuite:
         from opgraph import opsets
 
         loaded = opsets.config_for(config)
-        opset = opsets.build(loaded) if config else opsets.default_opset()
+        opset = opsets.build(loaded)
         self.settings = settings_for(loaded, (op.name for op in opset))
         if seed is not None:
             self.settings = dataclasses.replace(self.settings, seed=seed)

@@ -60,7 +60,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     try:
         config = opsets.config_for(args.config)
-        opset = opsets.build(config) if args.config else opsets.default_opset()
+        opset = opsets.build(config)
         ops = select_ops(opset, args.op, args.plugin)
         contested = select_contested(opset, args.op, args.plugin)
         settings = settings_for(config, (op.name for op in opset))
