@@ -218,9 +218,17 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the config at ``path``; ConfigError names every problem and its line."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read op-set config {path}: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 (byte {exc.start}: {data[exc.start : exc.start + 1]!r}); "
+            "save the config as UTF-8"
+        ) from None
     return from_text(text, str(path), path)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import os
 import re
 import sys
@@ -18,9 +19,9 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, distributions
 from typing import Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -36,6 +37,8 @@ ESSENTIAL_PLUGIN = "builtin"
 is never disabled."""
 
 Status = Literal["active", "disabled", "failed", "incompatible"]
+MAX_DECLARATIONS = 100_000
+"""Ops one plugin may declare: generous, and a hook that yields forever cannot eat memory."""
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
@@ -77,12 +80,29 @@ def discover() -> tuple[EntryPoint, ...]:
     """Every entry point of the group, sorted by name then distribution (so nothing ever
     depends on the order of ``sys.path``)."""
     found = tuple(
-        sorted(entry_points(group=GROUP), key=lambda ep: (ep.name, distribution_of(ep) or ""))
+        sorted(_group_entry_points(), key=lambda ep: (ep.name, distribution_of(ep) or ""))
     )
     trace(
         f"found {len(found)} entry points in group {GROUP!r}: {', '.join(ep.name for ep in found)}"
     )
     return found
+
+
+def _group_entry_points() -> Iterator[EntryPoint]:
+    """The group's entry points, distribution by distribution: one whose metadata cannot be
+    read (not UTF-8, malformed) is warned about and skipped instead of hiding every plugin."""
+    seen: set[str] = set()
+    for dist in distributions():
+        try:
+            name = canonicalize_name(dist.metadata["Name"] or "")
+            found = [ep for ep in dist.entry_points if ep.group == GROUP]
+        except Exception as exc:
+            where = getattr(dist, "_path", "an installed distribution")
+            warn_once(f"cannot read the metadata of {where}: {_short_reason(exc)}; skipped")
+            continue
+        if name not in seen:  # the first on sys.path wins, as in importlib.metadata
+            seen.add(name)
+            yield from found
 
 
 def distribution_of(ep: EntryPoint) -> str | None:
@@ -287,7 +307,9 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
     start = time.perf_counter()
     try:
         module = ep.load()
-    except (Exception, SystemExit) as exc:
+    except BaseException as exc:  # a plugin never ends the process, whatever it raises
+        if isinstance(exc, KeyboardInterrupt):
+            raise
         return PluginRecord(prov, "failed", reason=f"import failed: {_short_reason(exc)}")
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -301,26 +323,40 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
         return PluginRecord(
             prov, "failed", reason=f"{ep.value} defines no @opgraph.hookimpl opgraph_ops()"
         )
-    specs: list[OpSpec] = []
-    try:
-        for impl in impls:
-            returned = impl.function()
-            if returned is not None and not isinstance(returned, Iterable):
-                return PluginRecord(
-                    prov,
-                    "failed",
-                    reason=f"opgraph_ops() returned a single {type(returned).__name__}; "
-                    "return a list of OpSpecs (or yield each)",
-                )
-            specs.extend(returned if returned is not None else ())
-    except (Exception, SystemExit) as exc:  # as at import: a plugin never ends the process
-        return PluginRecord(prov, "failed", reason=f"hook opgraph_ops raised {_short_reason(exc)}")
-    names = ", ".join(getattr(s, "name", repr(s)) for s in specs)
+    specs, failure = _declarations(impls)
+    if failure is not None:
+        return PluginRecord(prov, "failed", reason=failure)
+    names = ", ".join(str(getattr(s, "name", "?")) for s in specs[:50])
     trace(
         f"{prov} loaded in {1000 * (time.perf_counter() - start):.1f} ms; "
         f"opgraph_ops() returned {len(specs)} declarations: {names}"
     )
     return PluginRecord(prov, "active", specs=specs)
+
+
+def _declarations(impls: list) -> tuple[list[OpSpec], str | None]:
+    """What the plugin's hook implementations return, or why that failed."""
+    specs: list[OpSpec] = []
+    try:
+        for impl in impls:
+            returned = impl.function()
+            if returned is not None and not isinstance(returned, Iterable):
+                return specs, (
+                    f"opgraph_ops() returned a single {type(returned).__name__}; "
+                    "return a list of OpSpecs (or yield each)"
+                )
+            room = MAX_DECLARATIONS - len(specs)
+            specs.extend(itertools.islice(returned or (), room + 1))  # a generator may not end
+            if len(specs) > MAX_DECLARATIONS:
+                return specs, (
+                    f"opgraph_ops() declared more than {MAX_DECLARATIONS} ops (stopped reading "
+                    "there: does the hook yield forever?)"
+                )
+    except BaseException as exc:  # as at import: a plugin never ends the process
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return specs, f"hook opgraph_ops raised {_short_reason(exc)}"
+    return specs, None
 
 
 def disable_hint(name: str) -> str:

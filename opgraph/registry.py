@@ -129,6 +129,57 @@ RESERVED = frozenset(n for n in vars(OpSet) if not n.startswith("_"))
 """Names no op may have: they are the `OpSet` API."""
 
 
+def safe_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` for messages about untrusted plugin objects: never raises, one line,
+    at most ``limit`` characters."""
+    try:
+        text = repr(value)
+    except Exception as exc:  # a plugin object whose __repr__ raises
+        text = f"<{type(value).__name__} object (repr raised {type(exc).__name__})>"
+    text = text.encode("unicode_escape").decode("ascii")  # newlines, escapes: one safe line
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_TUPLES_OF_STR = ("inputs", "nondiff", "requires", "dtypes")
+_FLAGS = ("backward_differentiable", "saves_state", "stochastic")
+_OPTIONAL_CALLABLES = ("dtype_rule", "sample_inputs", "error_inputs")
+
+
+def _type_problems(spec: OpSpec) -> Iterator[str]:
+    """Every field has the type the contract names (a plugin may put anything anywhere); the
+    other checks run only when this one finds nothing."""
+    for name in _TUPLES_OF_STR:
+        value = getattr(spec, name)
+        if not isinstance(value, tuple) or not all(isinstance(n, str) for n in value):
+            yield f"{name} must be a tuple of strings, got {safe_repr(value)}"
+    for name in _FLAGS:
+        if not isinstance(getattr(spec, name), bool):
+            yield f"{name} must be True or False, got {safe_repr(getattr(spec, name))}"
+    for name in _OPTIONAL_CALLABLES:
+        value = getattr(spec, name)
+        if value is not None and not callable(value):
+            yield f"{name} must be callable or None, got {safe_repr(value)}"
+    if not isinstance(spec.doc, str):
+        yield f"doc must be a string, got {safe_repr(spec.doc)}"
+    if not isinstance(spec.tolerances, Mapping) or not all(
+        isinstance(k, str) for k in spec.tolerances
+    ):
+        yield f"tolerances must map dtype names to Tolerance, got {safe_repr(spec.tolerances)}"
+    yield from _attr_type_problems(spec.attrs)
+
+
+def _attr_type_problems(attrs: Any) -> Iterator[str]:
+    if not isinstance(attrs, tuple) or not all(isinstance(a, Attr) for a in attrs):
+        yield f"attrs must be a tuple of Attr objects, got {safe_repr(attrs)}"
+        return
+    for a in attrs:
+        if not isinstance(a.name, str) or not a.name.isidentifier() or keyword.iskeyword(a.name):
+            yield f"an attribute's name must be a Python identifier, got {safe_repr(a.name)}"
+        for fn in ("check", "examples"):
+            if getattr(a, fn) is not None and not callable(getattr(a, fn)):
+                yield f"Attr {safe_repr(a.name)}: {fn} must be callable or None"
+
+
 def _function_problems(spec: OpSpec) -> Iterator[str]:
     for fn in ("forward", "shape_rule"):
         if not callable(getattr(spec, fn)):
@@ -170,12 +221,17 @@ def _default_problems(spec: OpSpec) -> Iterator[str]:
             try:
                 a.check(a.default)
             except (TypeError, ValueError) as exc:
-                yield f"the default {a.name}={a.default!r} fails its own check: {exc}"
+                yield f"the default {a.name}={safe_repr(a.default)} fails its own check: {exc}"
+            except Exception as exc:  # a broken check: the op could never be called
+                yield (
+                    f"the check of attribute {a.name!r} raised {type(exc).__name__} on its "
+                    f"default {safe_repr(a.default)}; a check raises TypeError or ValueError"
+                )
 
 
 def _signature_problems(spec: OpSpec) -> Iterator[str]:
     if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
-        yield f"name {spec.name!r} is not a lowercase identifier"
+        yield f"name {safe_repr(spec.name)} is not a lowercase identifier"
     elif spec.name in RESERVED:
         yield f"name {spec.name!r} is reserved for the op-set API ({', '.join(sorted(RESERVED))})"
     if not isinstance(spec.inputs, tuple) or not all(isinstance(n, str) for n in spec.inputs):
@@ -207,12 +263,18 @@ def validate_spec(spec: Any, prov: Provenance) -> OpSpec:
         raise OpDeclarationError(
             f"{prov} returned a {type(spec).__name__} from opgraph_ops; return OpSpec objects"
         )
-    if problems := [
-        *_signature_problems(spec),
-        *_function_problems(spec),
-        *_harness_problems(spec),
-    ]:
-        raise OpDeclarationError(f"op {spec.name!r} from {prov} is invalid: " + "; ".join(problems))
+    try:
+        problems = list(_type_problems(spec)) or [
+            *_signature_problems(spec),
+            *_function_problems(spec),
+            *_harness_problems(spec),
+        ]
+    except Exception as exc:  # e.g. a field whose __eq__ or __iter__ raises: still a rejection
+        problems = [f"validating it raised {type(exc).__name__}: {safe_repr(str(exc))}"]
+    if problems:
+        raise OpDeclarationError(
+            f"op {safe_repr(spec.name)} from {prov} is invalid: " + "; ".join(problems)
+        )
     return spec
 
 

@@ -239,6 +239,10 @@ def parse(text: str, source: str, schema: Type) -> tuple[dict, Reader]:
     and where each key is. Malformed YAML raises ConfigError at once."""
     import yaml
 
+    if (nul := text.find("\0")) >= 0:  # libyaml and PyYAML disagree on NUL: refuse it here
+        line = text.count("\n", 0, nul) + 1
+        column = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise ConfigError(f"{source}:{line}:{column}: not valid YAML: a NUL character")
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # libyaml when available
     try:
         node = loader.get_single_node()
@@ -246,6 +250,8 @@ def parse(text: str, source: str, schema: Type) -> tuple[dict, Reader]:
         tree = {} if node is None else schema.read(node, "", reader)
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_yaml_error(exc, source)) from None
+    except yaml.YAMLError as exc:  # e.g. a character YAML does not allow (ReaderError)
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from None
     finally:
         loader.dispose()
     return tree or {}, reader

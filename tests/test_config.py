@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import opgraph
-from opgraph import ConfigError, Tolerance, Variable, config, hookspecs, opsets, registry
+from opgraph import ConfigError, Tolerance, Variable, cli, config, hookspecs, opsets, registry
 from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure, settings_for
-from opgraph.errors import PluginError
+from opgraph.errors import EXIT_USAGE, PluginError
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_OPS = {
@@ -479,3 +479,19 @@ def test_every_command_without_config_uses_the_op_set_opgraph_config_names(tmp_p
     checked = {r["op"] for r in json.loads(report.read_text())["results"]}
     assert checked == {row["name"] for row in json.loads(listed.stdout)["ops"]}
     assert len(checked) == 18
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"ops:\n  include: [\xff]\n", ":2: not UTF-8 (byte 17"),
+        (b"ops:\n  include: [a\x00]\n", ":2:14: not valid YAML: a NUL character"),
+        (b"ops: \x07\n", "not valid YAML"),
+    ],
+)
+def test_a_config_that_is_not_text_is_a_config_error_with_its_position(tmp_path, data, expected):
+    path = tmp_path / "bad.yaml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        config.load_config(path)
+    assert cli.main(["list", "--config", str(path)]) == EXIT_USAGE

@@ -354,14 +354,14 @@ def test_strict_mode_also_rejects_an_op_whose_dependency_is_missing(fake_site, m
 def test_entry_points_are_scanned_once_per_process(fake_site, monkeypatch, tmp_path):
     fake_site.add_plugin("triple-ops", TRIPLE)
     calls = []
-    real = plugins.entry_points
-    monkeypatch.setattr(plugins, "entry_points", lambda **kw: calls.append(kw) or real(**kw))
+    real = plugins.distributions
+    monkeypatch.setattr(plugins, "distributions", lambda: calls.append(1) or real())
     config = tmp_path / "c.yaml"
     config.write_text("ops: {include: [triple]}\n")
     opgraph.ops.triple  # noqa: B018
     opgraph.load_opset(config)
     opsets.plugin_records()
-    assert calls == [{"group": "opgraph"}]
+    assert calls == [1]
 
 
 def test_trace_shows_what_each_hook_returned_and_from_whom(fake_site, monkeypatch, capsys):
@@ -492,3 +492,58 @@ def test_an_op_declared_twice_by_one_plugin_keeps_its_first_declaration(fake_sit
     )
     (record,) = [r for r in opsets.plugin_records() if r.name == "twice_ops"]
     assert ([s.name for s in record.specs], len(record.rejected)) == (["triple"], 1)
+
+
+def test_unreadable_metadata_of_one_distribution_hides_no_other_plugin(fake_site, recwarn):
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    fake_site.add_plugin("garbled-ops", TRIPLE.replace('"triple"', '"garbled"'))
+    info = next(fake_site.root.glob("garbled_ops-*.dist-info"))
+    (info / "entry_points.txt").write_bytes(b"[opgraph]\ngarbled_ops = garbled_ops \xff\xfe\n")
+    assert "triple" in opgraph.ops
+    assert any("cannot read the metadata" in w for w in warning_lines(recwarn))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "class Boom(BaseException):\n    pass\nraise Boom('at import')\n",
+        textwrap.dedent("""
+            from opgraph import hookimpl
+            import itertools
+            from opgraph import OpSpec
+
+            @hookimpl
+            def opgraph_ops():
+                for i in itertools.count():  # never ends
+                    yield OpSpec(f"op{i}", lambda x: x, lambda x: x, lambda ctx, gy: gy)
+        """),
+    ],
+)
+def test_a_plugin_raising_a_base_exception_or_yielding_forever_is_failed(fake_site, source):
+    fake_site.add_plugin("hostile-ops", source)
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    assert "triple" in opgraph.ops
+    (record,) = [r for r in opsets.plugin_records() if r.name == "hostile_ops"]
+    assert record.status == "failed"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("attrs", "5", "attrs must be a tuple of Attr objects, got 5"),
+        ("nondiff", "5", "nondiff must be a tuple of strings, got 5"),
+        ("dtypes", "5", "dtypes must be a tuple of strings"),
+        ("tolerances", "5", "tolerances must map dtype names to Tolerance"),
+        ("attrs", "(Attr(['k']),)", "an attribute's name must be a Python identifier"),
+        ("attrs", "(Attr('k', 1, check=lambda v: 1 / 0),)", "raised ZeroDivisionError"),
+    ],
+)
+def test_a_declaration_with_a_field_of_the_wrong_type_is_rejected_alone(
+    fake_site, recwarn, field, value, message
+):
+    source = TRIPLE.replace("shape_rule=lambda x: x)", f"shape_rule=lambda x: x, {field}={value})")
+    source = source.replace("from opgraph import OpSpec", "from opgraph import Attr, OpSpec")
+    fake_site.add_plugin("typo-ops", source)
+    fake_site.add_plugin("fine-ops", TRIPLE.replace('"triple"', '"fine"'))
+    assert "fine" in opgraph.ops and "triple" not in opgraph.ops
+    assert any(message in w for w in warning_lines(recwarn))
