@@ -18,6 +18,7 @@ from opgraph.errors import OpArgumentError, ShapeError
 from opgraph.shapes import fmt_shapes
 
 _wrap = Variable._wrap
+_ACCEPTED_PER_OP = 4096
 _engine_state = engine._state.get  # with engine._default: this thread's `engine.State`
 _NO_DEFAULT = object()
 
@@ -54,11 +55,42 @@ def _constant(value: Any, ref: np.dtype | None) -> np.ndarray:
     return np.asarray(value, dtype)
 
 
+def _arrays_and_shapes(xs: tuple) -> tuple[list, tuple]:
+    """The inputs' arrays and shapes, spelled out for one and two inputs (the hot path: a list
+    comprehension costs more than the rest of the shape-rule lookup)."""
+    n = len(xs)
+    if n == 1:
+        a = xs[0].data
+        return [a], (a.shape,)
+    if n == 2:
+        a, b = xs[0].data, xs[1].data
+        return [a, b], (a.shape, b.shape)
+    arrays = [x.data for x in xs]
+    return arrays, tuple([a.shape for a in arrays])
+
+
+def _convertible(value: Any) -> bool:
+    if isinstance(value, Variable):
+        return True
+    try:
+        as_inputs((value,))
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of dtype {value.dtype}"
+    return f"a {type(value).__name__}"
+
+
 class Op:
     """A callable op: ``op(*inputs, *attrs, **attrs) -> Variable | tuple[Variable, ...]``."""
 
     __slots__ = (
         "__dict__",
+        "_accepted",
         "_checks",
         "_defaults",
         "_differentiable",
@@ -96,6 +128,7 @@ class Op:
         self._checks = {a.name: a.check for a in spec.attrs if a.check is not None}
         # defaults in the form their check gives (stride=1 -> (1, 1)); the registry has
         # validated that each default passes its check
+        self._accepted: set = set()  # calls the shape rule accepted: (shapes, *attrs)
         self._defaults = {
             a.name: a.default if a.check is None else a.check(a.default)
             for a in spec.attrs
@@ -202,9 +235,17 @@ class Op:
         xs = args
         for x in args:  # not a call per op: most calls get Variables only
             if not isinstance(x, Variable):
-                xs = as_inputs(args)
+                xs = self._inputs(args)
                 break
-        arrays = [x.data for x in xs]
+        arrays, shapes = _arrays_and_shapes(xs)
+        try:  # the shape rule's memo first: a repeated call costs a set lookup
+            known = (shapes if attrs is self._defaults else (shapes, *attrs.values())) in (
+                self._accepted
+            )
+        except TypeError:  # an unhashable attribute value (an index array)
+            known = False
+        if not known:
+            self._admit(shapes, attrs)
         try:
             if self._stochastic:
                 result = self.forward(*arrays, rng=engine.random_generator(), **attrs)
@@ -220,6 +261,10 @@ class Op:
             if self._differentiable and _engine_state(engine._default).grad_enabled:
                 self._record(xs, attrs, (y,), None)
             return y
+        return self._outputs(xs, attrs, result)
+
+    def _outputs(self, xs: tuple, attrs: dict, result: Any) -> Any:
+        """The general case: several outputs, or saved state."""
         state = None
         if self._saves_state:
             result, state = result
@@ -232,6 +277,25 @@ class Op:
             self._record(xs, attrs, outputs, state)
         return outputs[0] if self._n_outputs == 1 else outputs
 
+    def _admit(self, shapes: tuple, attrs: dict) -> None:
+        """The shape rule, before every forward: an op never runs on what its rule rejects.
+        An acceptance is remembered per input shapes and attributes (hashable ones)."""
+        try:
+            key = shapes if attrs is self._defaults else (shapes, *attrs.values())
+            hash(key)
+        except TypeError:
+            key = None
+        try:
+            self.spec.shape_rule(*shapes, **attrs)
+        except ShapeError:
+            raise
+        except Exception:  # a crashing rule decides nothing (the `shape_rule` check reports it)
+            return
+        if key is not None:
+            if len(self._accepted) >= _ACCEPTED_PER_OP:  # bounded: shapes may vary without end
+                self._accepted.clear()
+            self._accepted.add(key)
+
     def _record(self, xs: tuple, attrs: dict, outputs: tuple, state: Any) -> None:
         """Make the outputs part of the graph, unless every input is a constant (so are they)."""
         needs = tuple([x.requires_grad for x in xs])
@@ -240,15 +304,23 @@ class Op:
                 y.requires_grad = True
             Node(self, xs, attrs, outputs, needs, state=state)
 
-    def _explain_failure(self, arrays: list, attrs: dict, exc: Exception) -> None:
-        """Turn a forward failure into the shape rule's ShapeError, or annotate it."""
-        shapes = [a.shape for a in arrays]
+    def _inputs(self, args: tuple) -> tuple[Variable, ...]:
+        """`as_inputs`, its refusals naming this op and the input."""
         try:
-            self.spec.shape_rule(*shapes, **attrs)
-        except ShapeError as shape_error:
-            raise shape_error from exc
-        except Exception:
-            pass
+            return as_inputs(args)
+        except (TypeError, ValueError, OverflowError) as exc:
+            names = self.spec.input_names
+            k = next(i for i, v in enumerate(args) if not _convertible(v))
+            name = names[0] if self.spec.variadic else names[min(k, len(names) - 1)]
+            why = f" ({exc})" if isinstance(exc, OverflowError) else ""
+            raise OpArgumentError(
+                f"{self.name}: input {name!r} (argument {k}) must be a Variable, a numeric numpy "
+                f"array or a number, got {_describe(args[k])}{why}"
+            ) from None
+
+    def _explain_failure(self, arrays: list, attrs: dict, exc: Exception) -> None:
+        """Annotate a forward failure with the op, its plugin and the call."""
+        shapes = [a.shape for a in arrays]
         add_note = getattr(exc, "add_note", None)  # Python >= 3.11
         if add_note is not None:
             add_note(

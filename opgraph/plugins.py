@@ -94,13 +94,13 @@ def _group_entry_points() -> Iterator[EntryPoint]:
     seen: set[str] = set()
     for dist in distributions():
         try:
-            name = canonicalize_name(dist.metadata["Name"] or "")
             found = [ep for ep in dist.entry_points if ep.group == GROUP]
+            name = canonicalize_name(dist.metadata["Name"] or "") if found else ""
         except Exception as exc:
             where = getattr(dist, "_path", "an installed distribution")
             warn_once(f"cannot read the metadata of {where}: {_short_reason(exc)}; skipped")
             continue
-        if name not in seen:  # the first on sys.path wins, as in importlib.metadata
+        if found and name not in seen:  # the first on sys.path wins, as in importlib.metadata
             seen.add(name)
             yield from found
 

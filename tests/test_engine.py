@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import weakref
 
 import numpy as np
@@ -281,3 +282,52 @@ def test_python_numbers_adapt_to_the_array_inputs_not_to_a_mask():
     x = Variable(np.ones(2, dtype=np.float32))
     assert ops.where(np.array([True, False]), x, 0.0).dtype == np.float32
     assert ops.where(np.array([True, False]), 0.0, x).dtype == np.float32
+
+
+def test_an_op_never_runs_on_shapes_its_rule_rejects(fake_site):
+    """The engine asks the shape rule before every forward, so a forward that would silently
+    recycle values (np.resize) never sees shapes the rule rejects."""
+    fake_site.add_plugin(
+        "recycling-ops",
+        """
+        import numpy as np
+        from opgraph import OpSpec, hookimpl
+        from opgraph.shapes import broadcast
+
+        RAN = []
+
+        def _recycling_add(a, b):
+            RAN.append((a.shape, b.shape))
+            return a + np.resize(b, a.shape)
+
+        @hookimpl
+        def opgraph_ops():
+            return [OpSpec("recycling_add", _recycling_add,
+                           lambda a, b: broadcast("recycling_add", a, b),
+                           lambda ctx, gy: (gy, None), inputs=("a", "b"), nondiff=("b",),
+                           kind="broadcast")]
+        """,
+    )
+    ops = opgraph.ops
+    x = Variable(np.ones((2, 3)))
+    for _ in range(2):  # the second time from the memo of the rule's answers
+        with pytest.raises(opgraph.ShapeError, match=r"recycling_add: shapes \(2, 3\) and \(2,\)"):
+            ops.recycling_add(x, np.ones(2))
+    ops.recycling_add(x, np.ones(3))
+    ops.recycling_add(x, np.ones(3))
+    assert sys.modules["recycling_ops"].RAN == [((2, 3), (3,))] * 2
+
+
+def test_values_that_are_not_numbers_name_the_op_and_the_input():
+    x = Variable(np.ones(2))
+    for bad, what in [
+        ("text", "a str"),
+        (np.array(["a"]), "an array of dtype <U1"),
+        (np.zeros(2, dtype=object), "an array of dtype object"),
+        (np.array(["2020-01-01"], dtype="datetime64[D]"), "an array of dtype datetime64[D]"),
+        (np.zeros(2, dtype=[("a", "f8")]), "an array of dtype [('a', '<f8')]"),
+    ]:
+        with pytest.raises(opgraph.OpArgumentError) as info:
+            opgraph.ops.add(x, bad)
+        assert "add: input 'x1' (argument 1) must be a Variable" in str(info.value)
+        assert what in str(info.value)

@@ -70,14 +70,6 @@ def _numpy_backward(ctx, gy):
     return Variable(gy.data * np.cos(x.data))  # right values, but cut off from the graph
 
 
-def _recycling_add(a, b):
-    try:
-        np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        b = np.resize(b, a.shape)  # silently recycles values instead of raising ShapeError
-    return a + b
-
-
 def _vague_rule(a, b):
     try:
         return tuple(np.broadcast_shapes(a, b))
@@ -114,7 +106,6 @@ SPECS = [
     OpSpec("faulty_mutates_input", _mutating_forward, _same, _double),
     OpSpec("faulty_mutates_grad", lambda x: 2.0 * x, _same, _clobbering_backward),
     OpSpec("faulty_not_differentiable", np.sin, _same, _numpy_backward),
-    _binary("faulty_accepts_bad_shapes", _recycling_add, _add_backward),
     OpSpec(
         "faulty_vague_shape_error",
         np.add,
@@ -137,7 +128,6 @@ DEFECTS = {
     "faulty_mutates_input": "no_mutation",
     "faulty_mutates_grad": "no_mutation",
     "faulty_not_differentiable": "grad_of_grad",
-    "faulty_accepts_bad_shapes": "bad_input",
     "faulty_vague_shape_error": "bad_input",
     "faulty_backward_raises": "grad_count",
     "faulty_nan_in_domain": "grad_value",
