@@ -253,3 +253,22 @@ def test_conformance_suite_of_a_module_propagates_the_plugins_exception_to_pytes
     for op in ("bad_kind", "bad_dtype", "bad_requires"):
         assert f"FAILED test_mine.py::test_misspelt[{op}-declaration]" in ran.stdout
     assert "did you mean 'shape'?" in ran.stdout
+
+
+def test_an_installed_plugin_under_test_whose_hook_raises_exits_3(fake_site, capsys):
+    fake_site.add_plugin("typo-keyword-ops", KEYWORD_TYPO, entry_point="typokw")
+    assert main(["check", "--plugin", "typokw", "--json", "-"]) == 3
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    assert (row["op"], row["check"], row["status"]) == ("typokw", "load", "error")
+    assert "did you mean 'shape_rule'?" in row["message"]
+    assert "typo_keyword_ops.py:7:" in row["message"]
+    assert row["replay"] == "opgraph check --plugin typokw"
+    assert main(["check", "--op", "sin"]) == 0  # not under test: a warning only
+
+
+def test_the_pytest_plugin_checks_a_module_that_is_not_installed(tmp_path):
+    write(tmp_path, "loose_plugin_ops", GOOD.format(name="loose_square"))
+    args = ["-p", "opgraph.testing", "--opgraph-module", "loose_plugin_ops.py"]
+    listed = _pytest([*args, "--collect-only", "-q"], tmp_path)
+    assert "conformance[loose_square-grad_value-0]" in listed.stdout
+    assert "conformance[sin-" not in listed.stdout  # the module's ops only

@@ -137,7 +137,7 @@ def table(report: RunReport, style: Style = Style()) -> str:
         for c in checks:
             text, colour = row[c]
             line += " " + style.paint(f"{text:>{widths[c]}}", colour)
-        lines.append(line)
+        lines.append(line.rstrip())
     lines.append(_legend(checks, labels, style.verbose))
     return "\n".join(lines)
 
