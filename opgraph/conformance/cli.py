@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import IO, Any
@@ -92,8 +93,9 @@ class Progress:
 
     def __call__(self, op: Any, i: int, n: int) -> None:
         line = f"[{i + 1}/{n}] {op.name} ({op.provenance.plugin})"
-        if self.inline:
-            self.stream.write(f"\r\x1b[K{line}")
+        if self.inline:  # cut to the terminal's width: a wrapped line cannot be rewritten
+            width = shutil.get_terminal_size().columns - 1
+            self.stream.write(f"\r\x1b[K{line[:width]}")
         else:
             self.stream.write(line + "\n")
         self.stream.flush()

@@ -278,20 +278,25 @@ def _skip_lines(report: RunReport) -> list[str]:
 
 
 def never_ran(report: RunReport) -> list[str]:
-    """Each check that ran on no sample of an op, by reason: ``check: reason (ops)``."""
-    reasons: dict[tuple[str, str], list[str]] = {}
-    messages: dict[tuple[str, str], str] = {}
+    """Each check that ran on no sample of an op, by reason: ``checks never ran for ops:
+    reason``, the checks that share a reason and the same ops on one line."""
+    ops_by_key: dict[tuple[str, str], list[str]] = {}
+    messages: dict[str, str] = {}
     for op, row in _by_op(report.results).items():
         for check, results in row.items():
             if all(r.status in NOT_RUN for r in results):
-                key = (check, _message_key(results[0].message))
-                reasons.setdefault(key, []).append(op)
-                messages.setdefault(key, results[0].message)
+                reason = _message_key(results[0].message)
+                ops_by_key.setdefault((check, reason), []).append(op)
+                messages.setdefault(reason, results[0].message)
+    checks_by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (check, reason), ops in ops_by_key.items():
+        checks_by_group.setdefault((reason, tuple(ops)), []).append(check)
     lines = []
-    for (check, _), ops in reasons.items():
+    for (reason, ops), checks in checks_by_group.items():
         shown = ", ".join(ops[:6]) + (f" and {len(ops) - 6} more" if len(ops) > 6 else "")
         lines += _wrapped(
-            f"{check} never ran for {plural(len(ops), 'op')} ({shown}): {messages[check, _]}"
+            f"{', '.join(checks)} never ran for {plural(len(ops), 'op')} ({shown}): "
+            f"{messages[reason]}"
         )
     return lines
 
