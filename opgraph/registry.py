@@ -430,7 +430,11 @@ def _resolve(
                 why = (
                     f"was skipped ({dropped[dep]})"
                     if dep in providers
-                    else "no active plugin provides" + did_you_mean(dep, providers)
+                    else "no active plugin provides"
+                    + (
+                        did_you_mean(dep, providers)
+                        or f" (fix the name in requires=, or install a plugin providing {dep!r})"
+                    )
                 )
                 dropped[name] = f"its backward requires {dep!r}, which {why}"
                 del chosen[name]

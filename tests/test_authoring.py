@@ -272,3 +272,9 @@ def test_the_pytest_plugin_checks_a_module_that_is_not_installed(tmp_path):
     listed = _pytest([*args, "--collect-only", "-q"], tmp_path)
     assert "conformance[loose_square-grad_value-0]" in listed.stdout
     assert "conformance[sin-" not in listed.stdout  # the module's ops only
+
+
+def test_a_syntax_error_in_a_module_names_its_file_and_line(tmp_path, fake_site):
+    path = write(tmp_path, "syntax_ops", "import numpy as np\n\ndef broken(:\n    pass\n")
+    (problem,) = resolve_target(modules=[str(path)]).problems
+    assert "SyntaxError" in problem.message and f"{path}:3: def broken(:" in problem.message
