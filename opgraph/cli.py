@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="create a new op package: pyproject, example ops, tests, README, CI workflow",
         description="Create an installable op package NAME (distribution NAME, package and "
         "plugin named after it) with two commented example ops whose conformance tests pass "
-        "right after `pip install -e`.",
+        "right after pip install -e.",
     )
     p.add_argument("name", metavar="NAME", help="distribution name, e.g. opgraph-myops")
     p.add_argument("--dir", metavar="DIR", help="where to create it (default: ./NAME)")

@@ -171,6 +171,16 @@ def test_check_help_is_plain_text_and_lists_every_exit_code():
     for code in ("0  nothing failed", "1  a check failed", "2  usage", "3  plugin error"):
         assert code in out
     assert "--module" in out and "--maxfail" in out and "--pdb" in out
+    for command in ([], ["list"], ["plugins"], ["new-plugin"]):
+        assert (
+            "`"
+            not in subprocess.run(
+                [sys.executable, "-m", "opgraph", *command, "--help"],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
+        )
 
 
 def test_version_and_python_dash_m():
