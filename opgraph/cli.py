@@ -1,12 +1,15 @@
-"""opgraph: list the ops the installed plugins provide, show the plugins, and check every op
-against its declaration (conformance). Exit codes: 0 ok, 1 check failures, 2 usage or config
-error, 3 plugin error."""
+"""opgraph: list the ops the installed plugins provide, show the plugins, check every op
+against its declaration (conformance), and start a new op package.
+
+Exit codes: 0 ok, 1 check failures, 2 usage or config error, 3 plugin error."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import math
+import numbers
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -20,24 +23,61 @@ if TYPE_CHECKING:
     from opgraph.registry import OpSet
 
 
-def describe(op: Op) -> dict:
-    """One op as a JSON-ready dict: name, signature, provenance."""
+def _plain(value: object) -> object:
+    """``value`` as JSON data, or TypeError when it is not plain data."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real) and math.isfinite(value):
+        return float(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {k: _plain(v) for k, v in value.items()}
+    raise TypeError(f"{type(value).__name__} is not JSON data")
+
+
+def json_value(value: object) -> object:
+    """``value`` as JSON data when it is plain data (None, bools, numbers, strings, and lists,
+    tuples and str-keyed dicts of those), else its repr (a dtype, a function, NaN)."""
+    try:
+        return _plain(value)
+    except TypeError:
+        return repr(value)
+
+
+def describe(op: Op, aliases: Sequence[str] = ()) -> dict:
+    """One op as a JSON-ready dict: name, signature (attribute defaults as JSON values, null
+    for the required ones, which are also listed), provenance and its alias names."""
     spec, prov = op.spec, op.provenance
     return {
         "name": op.name,
         "inputs": list(spec.inputs),
-        "attrs": {a.name: (None if a.required else repr(a.default)) for a in spec.attrs},
+        "attrs": {a.name: None if a.required else json_value(a.default) for a in spec.attrs},
+        "required_attrs": [a.name for a in spec.attrs if a.required],
         "plugin": prov.plugin,
         "distribution": prov.distribution,
         "version": prov.version,
         "kind": spec.kind,
         "requires": list(spec.requires),
+        "aliases": list(aliases),
     }
 
 
-def _signature(row: dict) -> str:
-    attrs = [k if v is None else f"{k}={v}" for k, v in row["attrs"].items()]
-    return f"{row['name']}({', '.join(row['inputs'] + attrs)})"
+def _signature(op: Op) -> str:
+    attrs = [a.name if a.required else f"{a.name}={a.default!r}" for a in op.spec.attrs]
+    return f"{op.name}({', '.join([*op.spec.inputs, *attrs])})"
+
+
+def aliases_of(opset: Any) -> dict[str, list[str]]:
+    """Op name -> the other names the op set shows it under (``ops.aliases`` of a config)."""
+    found: dict[str, list[str]] = {}
+    for name in dir(opset):
+        op = opset[name]
+        if name != op.name:
+            found.setdefault(op.name, []).append(name)
+    return found
 
 
 def conflict_rows(opset: OpSet) -> list[dict]:
@@ -74,7 +114,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     config = opsets.config_for(args.config)
     opset = opsets.build(config)
     records = opsets.plugin_records(config)
-    rows = [describe(op) for op in opset]
+    ops = list(opset)
+    aliases = aliases_of(opset)
+    rows = [describe(op, aliases.get(op.name, ())) for op in ops]
     broken = [r for r in records if r.broken]
     if args.json:
         document = {
@@ -85,10 +127,13 @@ def cmd_list(args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=2)
         print()
         return EXIT_OK
-    width = max((len(_signature(r)) for r in rows), default=0)
-    for r in rows:
-        print(f"{_signature(r):<{width}}  {r['plugin']} ({r['distribution']} {r['version']})")
-    print(f"{len(rows)} ops", file=sys.stderr)
+    width = max((len(_signature(op)) for op in ops), default=0)
+    for op in ops:
+        also = f"  (alias: {', '.join(aliases[op.name])})" if op.name in aliases else ""
+        prov = op.provenance
+        origin = f"{prov.distribution} {prov.version}" if prov.distribution else "not installed"
+        print(f"{_signature(op):<{width}}  {prov.plugin} ({origin}){also}")
+    print(f"{len(ops)} op{'' if len(ops) == 1 else 's'}", file=sys.stderr)
     _print_conflicts(opset)
     for record in broken:
         print(
@@ -181,8 +226,21 @@ def _apply_plugin_flags(args: argparse.Namespace) -> None:
         os.environ["OPGRAPH_STRICT_PLUGINS"] = "1"
 
 
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from opgraph.scaffold import create_plugin
+
+    root = create_plugin(args.name, args.dir)
+    print(f"created {root}; next: cd {root} && pip install -e . && python -m pytest")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="opgraph", description=__doc__)
+    from opgraph import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="opgraph", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--version", action="version", version=f"opgraph {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("list", help="list every op with its provider plugin and signature")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -195,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     from opgraph.conformance.cli import add_parser as add_check_parser
 
     add_check_parser(sub)
+    p = sub.add_parser(
+        "new-plugin",
+        help="create a new op package: pyproject, example ops, tests, README, CI workflow",
+        description="Create an installable op package NAME (distribution NAME, package and "
+        "plugin named after it) with two commented example ops whose conformance tests pass "
+        "right after pip install -e.",
+    )
+    p.add_argument("name", metavar="NAME", help="distribution name, e.g. opgraph-myops")
+    p.add_argument("--dir", metavar="DIR", help="where to create it (default: ./NAME)")
+    p.set_defaults(func=cmd_new_plugin)
     _add_plugin_flags(parser, default=False)
     for subparser in sub.choices.values():
         _add_plugin_flags(subparser, default=argparse.SUPPRESS)

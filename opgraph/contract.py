@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -50,8 +50,11 @@ class Provenance:
     entry_point: str | None = None
 
     def __str__(self) -> str:
-        dist = f"{self.distribution} {self.version}" if self.distribution else "not installed"
-        return f"plugin {self.plugin!r} from {dist}"
+        if self.distribution:
+            return f"plugin {self.plugin!r} from {self.distribution} {self.version}"
+        if self.entry_point:  # a module checked without installing (opgraph check --module)
+            return f"plugin {self.plugin!r} from module {self.entry_point} (not installed)"
+        return f"plugin {self.plugin!r} (not installed)"
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,22 @@ class OpSpec:
     error_inputs: Callable[[], Iterable[ErrorInput]] | None = None
     tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
     doc: str = ""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> OpSpec:
+        """Refuse a misspelt keyword naming the op and the closest field: the dataclass's own
+        TypeError (``__init__() got an unexpected keyword argument``) names neither."""
+        known = [f.name for f in fields(cls)]
+        if unknown := [k for k in kwargs if k not in known]:
+            import difflib
+
+            name = kwargs.get("name", args[0] if args else None)
+            problems = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(f"unknown field {key!r}{hint}")
+            raise TypeError(f"OpSpec {name!r}: {', '.join(problems)} (fields: {', '.join(known)})")
+        return super().__new__(cls)
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PLUGIN = 0, 1, 2, 3
 """0 ok; 1 a check failed; 2 usage or config error (`ConfigError`); 3 plugin error
-(`PluginError`: a broken plugin or a conflict in strict mode, a missing requirement)."""
+(`PluginError`: a broken plugin or a conflict in strict mode, a missing requirement, or a
+plugin under test that fails to load)."""
 
 
 class OpgraphError(Exception):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opgraph import engine
@@ -71,8 +71,11 @@ def plugin_records(config: Config | None = None) -> list[PluginRecord]:
     return [registry.validated(r) for r in plugins.load_all(selection(chosen))]
 
 
-def build(config: Config, label: str | None = None) -> OpSet:
-    """The op set ``config`` selects from the installed plugins (a new one on every call).
+def build(
+    config: Config, label: str | None = None, extra_records: Sequence[PluginRecord] = ()
+) -> OpSet:
+    """The op set ``config`` selects from the installed plugins (a new one on every call);
+    ``extra_records`` (modules checked without installing, `opgraph.modules`) join them.
 
     Config problems that only the installed plugins reveal raise `ConfigError` (naming the
     line); a missing ``plugins.require`` raises `PluginError`; in strict mode every plugin
@@ -82,7 +85,7 @@ def build(config: Config, label: str | None = None) -> OpSet:
     from opgraph.config import PACKAGED_HINT
 
     _check_plugin_names(config)
-    records = plugin_records(config)
+    records = [*plugin_records(config), *(registry.validated(r) for r in extra_records)]
     _check_requires(config, records)
     providers = registry.collect(records)
     _check_op_names(config, providers)

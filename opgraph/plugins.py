@@ -284,6 +284,15 @@ def _short_reason(exc: BaseException) -> str:
     return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
 
 
+def failure_reason(exc: BaseException, prov: Provenance) -> str:
+    """``Type: message (at file:line: source)``: the exception and where in the plugin's own
+    code it was raised."""
+    from opgraph.locations import plugin_location, plugin_roots
+
+    where = plugin_location(exc, plugin_roots(prov.entry_point))
+    return _short_reason(exc) + (f" (at {where})" if where else "")
+
+
 def _explain_invalid(exc: Exception) -> str:
     """pluggy's validation message on one line, with the likely hook name for a typo."""
     from opgraph import hookspecs
@@ -299,10 +308,6 @@ def _explain_invalid(exc: Exception) -> str:
 
 def load_plugin(ep: EntryPoint) -> PluginRecord:
     """Import one plugin and call its hook; any exception marks it failed instead of raising."""
-    import pluggy
-
-    from opgraph import hookspecs
-
     prov = provenance_of(ep)
     start = time.perf_counter()
     try:
@@ -310,20 +315,34 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
     except BaseException as exc:  # a plugin never ends the process, whatever it raises
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return PluginRecord(prov, "failed", reason=f"import failed: {_short_reason(exc)}")
+        return PluginRecord(prov, "failed", reason=f"import failed: {failure_reason(exc, prov)}")
+    return plugin_from_module(module, prov, start)
+
+
+def plugin_from_module(
+    module: object, prov: Provenance, start: float | None = None
+) -> PluginRecord:
+    """Register an imported plugin module and call its ``opgraph_ops`` hook: the record of an
+    installed plugin and of a module checked without installing (`opgraph.modules`) alike.
+    Any exception of the hook marks the plugin failed instead of raising."""
+    import pluggy
+
+    from opgraph import hookspecs
+
+    start = time.perf_counter() if start is None else start
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     try:
-        pm.register(module, name=ep.name)
+        pm.register(module, name=prov.plugin)
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         return PluginRecord(prov, "incompatible", reason=_explain_invalid(exc))
     impls = pm.hook.opgraph_ops.get_hookimpls()
     if not impls:
         return PluginRecord(
-            prov, "failed", reason=f"{ep.value} defines no @opgraph.hookimpl opgraph_ops()"
+            prov, "failed", reason=f"{prov.entry_point} defines no @opgraph.hookimpl opgraph_ops()"
         )
-    specs, failure = _declarations(impls)
+    specs, failure = _declarations(impls, prov)
     if failure is not None:
         return PluginRecord(prov, "failed", reason=failure)
     names = ", ".join(str(getattr(s, "name", "?")) for s in specs[:50])
@@ -334,7 +353,7 @@ def load_plugin(ep: EntryPoint) -> PluginRecord:
     return PluginRecord(prov, "active", specs=specs)
 
 
-def _declarations(impls: list) -> tuple[list[OpSpec], str | None]:
+def _declarations(impls: list, prov: Provenance) -> tuple[list[OpSpec], str | None]:
     """What the plugin's hook implementations return, or why that failed."""
     specs: list[OpSpec] = []
     try:
@@ -355,7 +374,7 @@ def _declarations(impls: list) -> tuple[list[OpSpec], str | None]:
     except BaseException as exc:  # as at import: a plugin never ends the process
         if isinstance(exc, KeyboardInterrupt):
             raise
-        return specs, f"hook opgraph_ops raised {_short_reason(exc)}"
+        return specs, f"hook opgraph_ops raised {failure_reason(exc, prov)}"
     return specs, None
 
 

@@ -180,6 +180,18 @@ def _attr_type_problems(attrs: Any) -> Iterator[str]:
                 yield f"Attr {safe_repr(a.name)}: {fn} must be callable or None"
 
 
+DTYPES = tuple(sorted({np.dtype(c).name for c in np.typecodes["All"] if c not in "OSUVMm"}))
+"""The numpy dtype names a declaration may use, for suggestions."""
+
+
+def did_you_mean(value: object, known: Iterable[str]) -> str:
+    """``; did you mean 'x'?`` for a misspelt name, or nothing."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, list(known), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
 def _function_problems(spec: OpSpec) -> Iterator[str]:
     for fn in ("forward", "shape_rule"):
         if not callable(getattr(spec, fn)):
@@ -198,7 +210,7 @@ def _harness_problems(spec: OpSpec) -> Iterator[str]:
         try:
             np.dtype(name)
         except TypeError:
-            yield f"dtypes names {name!r}, which is not a numpy dtype"
+            yield f"dtypes names {name!r}, which is not a numpy dtype{did_you_mean(name, DTYPES)}"
     if not isinstance(spec.domain, Domain):
         if not isinstance(spec.domain, tuple) or not all(
             d is None or isinstance(d, Domain) for d in spec.domain
@@ -252,7 +264,8 @@ def _signature_problems(spec: OpSpec) -> Iterator[str]:
     if len(set(attr_names + list(names))) != len(attr_names) + len(names):
         yield "input and attribute names must be distinct"
     if spec.kind not in KINDS:
-        yield f"kind {spec.kind!r} is not one of {', '.join(KINDS)}"
+        hint = did_you_mean(spec.kind, KINDS)
+        yield f"kind {spec.kind!r} is not one of {', '.join(KINDS)}{hint}"
     if not isinstance(spec.n_outputs, int) or spec.n_outputs < 1:
         yield f"n_outputs must be a positive int, got {spec.n_outputs!r}"
 
@@ -417,7 +430,11 @@ def _resolve(
                 why = (
                     f"was skipped ({dropped[dep]})"
                     if dep in providers
-                    else "no active plugin provides it"
+                    else "no active plugin provides"
+                    + (
+                        did_you_mean(dep, providers)
+                        or f" (fix the name in requires=, or install a plugin providing {dep!r})"
+                    )
                 )
                 dropped[name] = f"its backward requires {dep!r}, which {why}"
                 del chosen[name]

@@ -4,7 +4,8 @@ Two ways in, both giving test IDs ``[op-check-sample]`` (e.g. ``[sin-grad_shape-
 
 - ``pytest -p opgraph.testing`` (or ``pytest_plugins = ["opgraph.testing"]``) adds items
   ``conformance[...]`` for the op set, selected with ``--opgraph-config FILE``,
-  ``--opgraph-op NAME``, ``--opgraph-plugin NAME`` (both repeatable) and ``--opgraph-seed N``;
+  ``--opgraph-op NAME``, ``--opgraph-plugin NAME``, ``--opgraph-module PATH`` (repeatable) and
+  ``--opgraph-seed N``;
 - in a test module of an op package, one line::
 
       test_conformance = conformance_suite(plugins=("conv",))
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterable
+from types import TracebackType
 from typing import Any
 
 import pytest
@@ -29,8 +31,8 @@ from opgraph.conformance.runner import (
     run_op,
     selected_checks,
 )
-from opgraph.conformance.selection import select_contested, select_ops
-from opgraph.conformance.settings import ConformanceSettings, settings_for
+from opgraph.conformance.settings import ConformanceSettings
+from opgraph.conformance.target import resolve_target
 from opgraph.errors import ConfigError
 from opgraph.op import Op
 
@@ -38,7 +40,11 @@ Param = tuple[str, str, "int | None"]
 
 
 class ConformanceSuite:
-    """The op set, its samples and (lazily, memoised) the results, for one test session."""
+    """The op set, its samples and (lazily, memoised) the results, for one test session.
+
+    The plugins named in ``plugins`` and the ``modules`` (checked without installing) are
+    under test: their rejected declarations, dropped ops and load failures are failing tests.
+    """
 
     def __init__(
         self,
@@ -46,28 +52,31 @@ class ConformanceSuite:
         ops: Iterable[str] | None = None,
         plugins: Iterable[str] | None = None,
         seed: int | None = None,
+        modules: Iterable[str] = (),
     ) -> None:
-        from opgraph import opsets
-
-        loaded = opsets.config_for(config)
-        opset = opsets.build(loaded)
-        self.settings = settings_for(loaded, (op.name for op in opset))
+        modules = list(modules)
+        names, plugin_names = list(ops or ()), list(plugins or ())
+        target = resolve_target(config, names or None, plugin_names or None, modules)
+        self.settings = target.settings
         if seed is not None:
             self.settings = dataclasses.replace(self.settings, seed=seed)
         self.extra = ["--config", str(config)] if config else []
-        names, plugin_names = list(ops or ()) or None, list(plugins or ()) or None
-        chosen = select_ops(opset, names, plugin_names)
-        self.ops = {op.name: op for op in chosen}
-        self.cases = {op.name: _cases_or_none(op, self.settings) for op in chosen}
-        contested = select_contested(opset, names, plugin_names)
+        for module in modules:
+            self.extra += ["--module", module]
+        self.ops = {op.name: op for op in target.ops}
+        self.cases = {op.name: _cases_or_none(op, self.settings) for op in target.ops}
+        problems = [*target.problems, *contested_results(target.contested, self.settings)]
+        self.problems: list[Param] = [(r.op, r.check, r.sample) for r in problems]
         self._results: dict[tuple[str, str, int | None], Result] = {
-            (r.op, r.check, r.sample): r for r in contested_results(contested, self.settings)
+            (r.op, r.check, r.sample): r for r in problems
         }
+        self._tracebacks: dict[int, TracebackType | None] = {}
 
     def params(self) -> list[Param]:
-        """(op, check, sample) for every test, in report order."""
+        """(op, check, sample) for every test, in report order: the problems of the plugins
+        under test and the contested ops' errors first."""
         checks = selected_checks(self.settings)
-        params: list[Param] = list(self._results)  # the contested ops' errors
+        params: list[Param] = list(self.problems)
         for name, found in self.cases.items():
             if found is None:  # generation crashed: the run reports it once per check
                 params += [(name, c, None) for c in checks]
@@ -92,14 +101,29 @@ class ConformanceSuite:
         self._results.update(((r.op, r.check, r.sample), r) for r in results)
 
     def verify(self, param: Param) -> None:
-        """Turn one result into a pytest outcome."""
+        """Turn one result into a pytest outcome. An error raises the op's own exception, with
+        its original traceback and the report's details as a note, so ``--tb`` and ``--pdb``
+        land in the plugin's code."""
         result = self.result(*param)
         if result.status == "skip":
             pytest.skip(result.message)
         if result.status == "xfail":
             pytest.xfail(result.message)
-        if result.failed:
-            pytest.fail(failure_details(result, self.settings.seed, self.extra), pytrace=False)
+        if not result.failed:
+            return
+        details = failure_details(result, self.settings.seed, self.extra)
+        exc = result.error
+        if result.status != "error" or exc is None:
+            pytest.fail(details, pytrace=False)
+        tb = self._tracebacks.setdefault(id(exc), exc.__traceback__)
+        notes = [n for n in getattr(exc, "__notes__", []) if not n.startswith(_NOTE)]
+        exc.__notes__ = [*notes, f"{_NOTE}\n{details}"]
+        raise exc.with_traceback(tb)
+
+
+_NOTE = "opgraph conformance:"
+"""Starts the note an error carries into pytest's report (replaced, not repeated, when one
+exception is behind several results)."""
 
 
 def _cases_or_none(op: Op, settings: ConformanceSettings) -> tuple[list, list] | None:
@@ -121,11 +145,15 @@ def conformance_suite(
     ops: Iterable[str] | None = None,
     config: str | None = None,
     seed: int | None = None,
+    module: str | Iterable[str] = (),
 ) -> Callable[..., None]:
-    """A parametrized test function checking the ops of ``plugins``, or only those named in
-    ``ops`` (which must come from ``plugins`` when both are given); every op of the config when
-    both are None."""
-    suite = ConformanceSuite(config, ops, plugins, seed)
+    """A parametrized test function checking the ops of ``plugins`` and of ``module`` (a
+    plugin module that need not be installed: a ``.py`` path, a package directory or a dotted
+    name; or several), or only those named in ``ops`` (which must come from them when both are
+    given); every op of the config when all are empty. The plugins and modules named are under
+    test: a rejected declaration or dropped op of theirs is a failing test."""
+    modules = [module] if isinstance(module, str) else list(module)
+    suite = ConformanceSuite(config, ops, plugins, seed, modules)
     params = suite.params()
 
     @pytest.mark.parametrize("conformance_case", params, ids=[param_id(p) for p in params])
@@ -144,6 +172,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--opgraph-plugin", action="append", metavar="NAME", help="only this plugin's ops"
     )
     group.addoption("--opgraph-seed", type=int, metavar="N", help="sample seed")
+    group.addoption(
+        "--opgraph-module",
+        action="append",
+        default=[],
+        metavar="PATH_OR_NAME",
+        help="also check this plugin module that is not installed",
+    )
 
 
 class ConformanceItem(pytest.Item):
@@ -172,6 +207,7 @@ def pytest_collection_modifyitems(
             config.getoption("opgraph_op"),
             config.getoption("opgraph_plugin"),
             config.getoption("opgraph_seed"),
+            config.getoption("opgraph_module"),
         )
     except ConfigError as exc:
         raise pytest.UsageError(f"opgraph.testing: {exc}") from None

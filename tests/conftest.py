@@ -92,3 +92,16 @@ def numerical_grad(f, *arrays: np.ndarray, eps: float = 1e-6) -> list[np.ndarray
 def numgrad():
     """`numerical_grad`: finite differences for value-level gradient tests (float64)."""
     return numerical_grad
+
+
+@pytest.fixture
+def isolated_imports(tmp_path, monkeypatch):
+    """Modules a test imports from its tmp_path (``--module``, doc blocks) are forgotten after
+    it, with the ``sys.path`` entries that found them: a later test's module of the same name
+    must not get the cached one."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    before = set(sys.modules)
+    yield
+    for name in set(sys.modules) - before:
+        if str(tmp_path) in (getattr(sys.modules[name], "__file__", None) or ""):
+            del sys.modules[name]

@@ -24,7 +24,8 @@ def test_check_passes_on_builtin_ops_and_writes_reports(tmp_path, capsys):
     )
     assert code == 0
     captured = capsys.readouterr()
-    assert captured.out.splitlines()[0].split()[:2] == ["op", "shape_rule"]
+    assert captured.out.splitlines()[0].split()[:2] == ["op", "sr"]  # legend: sr=shape_rule
+    assert "sr=shape_rule" in captured.out
     assert "[1/2] add (builtin)" in captured.err  # progress goes to stderr
     payload = json.loads(out_json.read_text())
     summary = payload["summary"]
@@ -159,8 +160,14 @@ def test_a_crash_generating_samples_is_an_error_of_every_check(fake_site):
     assert "sample_inputs is broken" in results[0].message
     params = suite.params()
     assert params == [("broken_samples", c, None) for c in CHECKS]
-    with pytest.raises(pytest.fail.Exception, match="generating samples crashed"):
-        suite.verify(params[0])
+    with pytest.raises(RuntimeError, match="sample_inputs is broken") as raised:
+        suite.verify(params[0])  # the plugin's own exception, for pytest's --tb and --pdb
+    with pytest.raises(RuntimeError) as again:
+        suite.verify(params[1])
+    assert raised.value is again.value
+    (note,) = again.value.__notes__  # replaced, not repeated, per result
+    assert "generating samples crashed" in note and "· output_dtype ·" in note
+    assert again.traceback[-1].path.name == "opgraph_broken.py"  # raised in the plugin
 
 
 def test_suite_maps_expected_failures_to_xfail_and_replays_with_the_config(fake_site, tmp_path):

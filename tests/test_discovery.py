@@ -102,7 +102,9 @@ def test_opgraph_list_json_names_provider_and_signature():
     )
     rows = {row["name"]: row for row in json.loads(out.stdout)["ops"]}
     assert set(CORE) <= set(rows)
-    assert rows["sum"]["attrs"] == {"axis": "None", "keepdims": "False"}
+    assert rows["sum"]["attrs"] == {"axis": None, "keepdims": False}  # JSON values
+    assert rows["sum"]["required_attrs"] == [] and rows["reshape"]["required_attrs"] == ["shape"]
+    assert rows["astype"]["attrs"] == {"dtype": None}
     assert rows["sum"]["plugin"] == "builtin"
     assert rows["matmul"]["inputs"] == ["a", "b"]
 

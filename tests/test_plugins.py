@@ -149,7 +149,7 @@ def test_an_op_whose_dependency_is_missing_is_dropped_with_its_reason(fake_site,
     fake_site.add_plugin("wobble-ops", NEEDS_MISSING_OP)
     assert "sin" in opgraph.ops
     with pytest.raises(
-        AttributeError, match=r"wobble.*requires 'unknown_op', which no active plugin provides it"
+        AttributeError, match=r"wobble.*requires 'unknown_op', which no active plugin provides"
     ):
         opgraph.ops.wobble  # noqa: B018
     (warning,) = recwarn
@@ -162,7 +162,8 @@ def test_an_op_whose_dependency_was_dropped_is_dropped_too_and_says_why(fake_sit
         opgraph.ops.shake  # noqa: B018
     assert (
         "its backward requires 'wobble', which was skipped (its backward requires "
-        "'unknown_op', which no active plugin provides it)" in str(info.value)
+        "'unknown_op', which no active plugin provides (fix the name in requires=, or install "
+        "a plugin providing 'unknown_op'))" in str(info.value)
     )
 
 

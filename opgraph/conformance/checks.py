@@ -36,6 +36,9 @@ class Outcome:
     message: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
     tolerance: Tolerance | None = None
+    error: BaseException | None = None
+    """The exception behind an ``error`` (or a wrong-exception ``fail``): its traceback gives
+    the location in the plugin's code, ``--tb``, ``--pdb`` and pytest's own reporting."""
 
 
 PASS = Outcome("pass")
@@ -92,7 +95,9 @@ class CaseRun:
                 self._outcomes[check] = CASE_CHECKS[check](self)
             except Exception as exc:
                 self._outcomes[check] = Outcome(
-                    "error", f"{check} crashed while calling the op: {describe_exception(exc)}"
+                    "error",
+                    f"{check} crashed while calling the op: {describe_exception(exc)}",
+                    error=exc,
                 )
         return self._outcomes[check]
 
@@ -201,7 +206,11 @@ def _random_like(rng: np.random.Generator, like: np.ndarray) -> np.ndarray:
 def check_shape_rule(run: CaseRun) -> Outcome:
     probe = run.probe
     if probe.forward_error is not None:
-        return Outcome("error", f"forward raised {describe_exception(probe.forward_error)}")
+        return Outcome(
+            "error",
+            f"forward raised {describe_exception(probe.forward_error)}",
+            error=probe.forward_error,
+        )
     shapes = [v.shape for v in run.case.values]
     try:
         declared = run.spec.shape_rule(*shapes, **resolved_attrs(run.spec, run.case.attrs))
@@ -210,6 +219,7 @@ def check_shape_rule(run: CaseRun) -> Outcome:
             "fail",
             f"the shape rule raised {describe_exception(exc)} for input shapes "
             f"{fmt_shapes(shapes)}, which forward accepts",
+            error=exc,
         )
     expected = [declared] if run.spec.n_outputs == 1 else list(declared)
     expected = [tuple(int(d) for d in s) for s in expected]
@@ -273,7 +283,11 @@ def _backward_ready(run: CaseRun) -> Outcome | None:
 def check_grad_count(run: CaseRun) -> Outcome:
     probe = run.probe
     if probe.backward_error is not None:  # only set when forward succeeded
-        return Outcome("error", f"backward raised {describe_exception(probe.backward_error)}")
+        return Outcome(
+            "error",
+            f"backward raised {describe_exception(probe.backward_error)}",
+            error=probe.backward_error,
+        )
     if (not_ready := _backward_ready(run)) is not None:
         return not_ready
     n = len(probe.inputs)
@@ -636,6 +650,7 @@ def check_bad_input(op: Op, bad: BadCase) -> Outcome:
             "fail",
             f"raised {describe_exception(exc)} instead of {bad.error.__name__} for input shapes "
             f"{fmt_shapes(shapes)}",
+            error=exc,
         )
     return Outcome(
         "fail",

@@ -1,23 +1,64 @@
-"""Render a `RunReport`: the text table with failure details, JSON and JUnit XML.
+"""Render a `RunReport`: the text report people read, JSON and JUnit XML for CI tools.
 
-Every failure carries a one-line command that replays exactly that op, check and sample.
+The text report is a table of ops x checks that fits 80 columns (compact cells, a legend),
+then one block per distinct failure (op x check x message, with the samples it hit and one
+replay command), then the totals with the reason of every check that never ran. Check names
+are taken from the results, so checks added later render like the others.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import shlex
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 from xml.etree import ElementTree as ET
 
 from opgraph.conformance.runner import FAILING, NOT_RUN, Result, RunReport
 from opgraph.conformance.settings import CHECKS
+from opgraph.locations import format_traceback
+
+WIDTH = 80
+_COLOURS = {"red": "31", "green": "32", "yellow": "33", "bold": "1"}
+_STATUS_COLOUR = {"fail": "red", "error": "red", "xpass": "red", "skip": "yellow"}
+
+
+@dataclass(frozen=True)
+class Style:
+    """How the text report is drawn: ANSI colour, ``-v`` detail, full tracebacks (``--tb``)."""
+
+    colour: bool = False
+    verbose: bool = False
+    tracebacks: bool = False
+
+    def paint(self, text: str, colour: str | None) -> str:
+        if not self.colour or colour is None or not text.strip():
+            return text
+        return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m"
+
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text from a plugin (messages, exception text) with control characters escaped, so no
+    escape sequence reaches the terminal; newlines stay."""
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+
+
+def plural(n: int, word: str, many: str | None = None) -> str:
+    """``1 op``, ``2 ops``; ``many`` for irregular plurals."""
+    return f"{n} {word if n == 1 else many or word + 's'}"
 
 
 def replay_command(result: Result, seed: int, extra: Sequence[str] = ()) -> str:
     """``opgraph check --op OP --check CHECK --sample N --seed S`` (plus the run's config and
     Jacobian options, given as ``extra``)."""
+    if result.replay_args is not None:
+        return shlex.join(["opgraph", "check", *result.replay_args, *extra])
     words = ["opgraph", "check", "--op", result.op, "--check", result.check]
     if result.sample is not None:
         words += ["--sample", str(result.sample)]
@@ -25,32 +66,123 @@ def replay_command(result: Result, seed: int, extra: Sequence[str] = ()) -> str:
     return shlex.join(words)
 
 
-def _cell(results: list[Result]) -> str:
+def _checks_of(results: Iterable[Result]) -> list[str]:
+    """The checks present, in `CHECKS` order, then any other check in order of appearance."""
+    present = dict.fromkeys(r.check for r in results)
+    return [c for c in CHECKS if c in present] + [c for c in present if c not in CHECKS]
+
+
+def abbreviations(checks: Sequence[str]) -> dict[str, str]:
+    """Short, unique column labels: the initials of a check's words (``grad_value`` -> ``gv``),
+    a one-word name's first four letters, more letters of the last word on a clash."""
+    short: dict[str, str] = {}
+    for check in checks:
+        words = [w for w in check.split("_") if w] or [check]
+        label = "".join(w[0] for w in words) if len(words) > 1 else words[0][:4]
+        extra = 1
+        while label in short.values() and extra < len(words[-1]):
+            label = "".join(w[0] for w in words[:-1]) + words[-1][: extra + 1]
+            extra += 1
+        short[check] = label if label not in short.values() else check
+    return short
+
+
+def _counts(results: Sequence[Result]) -> tuple[int, int, int]:
+    return (
+        sum(r.status == "pass" for r in results),
+        sum(r.status in FAILING for r in results),
+        sum(r.status in NOT_RUN for r in results),
+    )
+
+
+def _cell(results: Sequence[Result], verbose: bool) -> tuple[str, str | None]:
+    """The cell text and its colour: ``ok`` / ``F<n>`` / ``s`` (``pass/fail/skip`` with -v)."""
     if not results:
-        return "-"
-    passed = sum(r.status == "pass" for r in results)
-    failed = sum(r.status in FAILING for r in results)
-    skipped = sum(r.status in NOT_RUN for r in results)
-    return f"{passed}/{failed}/{skipped}"
+        return "", None
+    passed, failed, skipped = _counts(results)
+    colour = "red" if failed else "green" if passed else "yellow"
+    if verbose:
+        return f"{passed}/{failed}/{skipped}", colour
+    return (f"F{failed}" if failed else "ok" if passed else "s"), colour
 
 
-def table(report: RunReport) -> str:
-    """Ops x checks, each cell ``pass/fail/skip`` counts (fail includes error and xpass; skip
-    includes xfail), failing rows marked with ``!``."""
+def _by_op(results: Iterable[Result]) -> dict[str, dict[str, list[Result]]]:
     by_op: dict[str, dict[str, list[Result]]] = {}
-    for r in report.results:
+    for r in results:
         by_op.setdefault(r.op, {}).setdefault(r.check, []).append(r)
-    checks = [c for c in CHECKS if any(c in row for row in by_op.values())]
-    width = max([len("op"), *(len(op) + 2 for op in by_op)])
-    cells = {op: {c: _cell(row.get(c, [])) for c in checks} for op, row in by_op.items()}
-    widths = {c: max(len(c), *(len(cells[op][c]) for op in cells)) for c in checks}
-    lines = ["  ".join([f"{'op':<{width}}", *(f"{c:>{widths[c]}}" for c in checks)])]
+    return by_op
+
+
+def table(report: RunReport, style: Style = Style()) -> str:
+    """Ops x checks; failing rows marked ``!``; a legend below. Compact cells keep it within
+    80 columns (op names are shortened only when they alone would not fit); ``-v`` shows
+    ``pass/fail/skip`` counts under full check names instead."""
+    by_op = _by_op(report.results)
+    checks = _checks_of(report.results)
+    labels = {c: c for c in checks} if style.verbose else abbreviations(checks)
+    cells = {
+        op: {c: _cell(row.get(c, []), style.verbose) for c in checks} for op, row in by_op.items()
+    }
+    widths = {c: max(len(labels[c]), *(len(cells[op][c][0]) for op in cells)) for c in checks}
+    room = WIDTH - 2 - sum(widths[c] + 1 for c in checks)
+    name_width = max(len("op"), *(len(op) for op in by_op))
+    if not style.verbose:
+        name_width = max(8, min(name_width, room))
+    lines = ["  " + "op".ljust(name_width) + "".join(f" {labels[c]:>{widths[c]}}" for c in checks)]
     for op, row in cells.items():
-        mark = "! " if any(r.failed for rs in by_op[op].values() for r in rs) else "  "
-        lines.append(
-            "  ".join([f"{mark + op:<{width}}", *(f"{row[c]:>{widths[c]}}" for c in checks)])
-        )
+        failed = any(r.failed for rs in by_op[op].values() for r in rs)
+        name = op if len(op) <= name_width else op[: name_width - 1] + "~"
+        line = style.paint("! ", "red") if failed else "  "
+        line += name.ljust(name_width)
+        for c in checks:
+            text, colour = row[c]
+            line += " " + style.paint(f"{text:>{widths[c]}}", colour)
+        lines.append(line.rstrip())
+    lines.append(_legend(checks, labels, style.verbose))
     return "\n".join(lines)
+
+
+def _legend(checks: Sequence[str], labels: dict[str, str], verbose: bool) -> str:
+    cells = (
+        "cells: passed/failed/skipped (failed counts error and xpass; skipped counts xfail)"
+        if verbose
+        else "ok all that ran passed; F<n> n failed; s never ran (see below); ! op has a failure"
+    )
+    names = "" if verbose else " ".join(f"{labels[c]}={c}" for c in checks) + "; "
+    return textwrap.fill(names + cells, WIDTH)
+
+
+# --- failure and skip blocks ---
+_VARYING = re.compile(
+    r"\((?:-?\d+,? ?)*\)|\[[^\]]*\]|-?\d+(?:\.\d*)?(?:e[-+]?\d+)?|\bnan\b|\binf\b"
+)
+
+
+def _message_key(message: str) -> str:
+    """A message with its sample-specific numbers (shapes, indices, values) blanked out, so one
+    defect seen on many samples is one group."""
+    return _VARYING.sub("#", message)
+
+
+def group(results: Iterable[Result]) -> list[list[Result]]:
+    """Results by op x check x status x message (numbers blanked) x location, in run order."""
+    groups: dict[tuple, list[Result]] = {}
+    for r in results:
+        key = (r.op, r.check, r.status, _message_key(r.message), str(r.location))
+        groups.setdefault(key, []).append(r)
+    return list(groups.values())
+
+
+def sample_ranges(samples: Iterable[int | None]) -> str:
+    """``0-3, 5, 7`` for sample indices (None: the result had no sample)."""
+    numbers = sorted({s for s in samples if s is not None})
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    return ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
 
 
 def _tolerance_text(result: Result) -> str:
@@ -61,14 +193,26 @@ def _tolerance_text(result: Result) -> str:
     return f"rtol={tol.rtol:g} atol={tol.atol:g}{reason}"
 
 
-def failure_details(result: Result, seed: int, extra: Sequence[str] = ()) -> str:
-    """Everything needed to understand and replay one failure."""
-    sample = "no sample" if result.sample is None else f"sample {result.sample}"
-    lines = [
-        f"{result.status.upper()} {result.op} · {result.check} · plugin {result.plugin!r} · "
-        f"{sample}: {result.sample_desc}",
-        f"  {result.message}",
+def _wrapped(text: str, indent: str = "  ") -> list[str]:
+    """Plugin text as report lines: indented, wrapped to 80 columns (words never broken)."""
+    return [
+        wrapped
+        for line in printable(text).splitlines() or [""]
+        for wrapped in textwrap.wrap(
+            line,
+            WIDTH,
+            initial_indent=indent,
+            subsequent_indent=indent + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        )
+        or [indent]
     ]
+
+
+def _detail_lines(result: Result, tracebacks: bool) -> list[str]:
+    """The message, expected vs observed, errors, location, tolerance of one result."""
+    lines = _wrapped(result.message)
     details = result.details
     if "expected" in details or "observed" in details:
         lines.append(f"  expected: {details.get('expected')}  observed: {details.get('observed')}")
@@ -79,29 +223,125 @@ def failure_details(result: Result, seed: int, extra: Sequence[str] = ()) -> str
         lines.append(f"  max abs err {details['max_abs_err']:.3g}, max rel err {rel_text}{where}")
     elif "where" in details:
         lines.append(f"  where: {details['where']}")
+    if result.location is not None:
+        lines.append(f"  at {printable(str(result.location))}")
+    if tracebacks and result.error is not None:
+        lines.append(textwrap.indent(printable(format_traceback(result.error)), "    "))
     if tol := _tolerance_text(result):
         lines.append(f"  tolerance: {tol}")
+    return lines
+
+
+def _sample_text(result: Result) -> str:
+    return "no sample" if result.sample is None else f"sample {result.sample}"
+
+
+def failure_details(
+    result: Result, seed: int, extra: Sequence[str] = (), tracebacks: bool = False
+) -> str:
+    """Everything needed to understand and replay one failure (JUnit, pytest)."""
+    head = (
+        f"{result.status.upper()} {result.op} · {result.check} · plugin {result.plugin!r} · "
+        f"{_sample_text(result)}" + (f": {result.sample_desc}" if result.sample_desc else "")
+    )
+    lines = [head, *_detail_lines(result, tracebacks)]
     lines.append(f"  replay: {replay_command(result, seed, extra)}")
     return "\n".join(lines)
 
 
-def summary_line(report: RunReport) -> str:
-    """Size, duration and the non-zero status counts, last in the text report."""
-    counts = report.counts()
-    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-    return (
-        f"{report.ops} ops, {report.samples} samples, {len(report.results)} results in "
-        f"{report.seconds:.2f}s: {parts or 'nothing run'}"
-    )
+def _group_block(results: list[Result], seed: int, extra: Sequence[str], style: Style) -> str:
+    """One failure group: what, on which samples, the first sample's details, one replay."""
+    first = results[0]
+    status = style.paint(first.status.upper(), _STATUS_COLOUR.get(first.status))
+    lines = [f"{status} {first.op} · {first.check} · plugin {printable(first.plugin)!r}"]
+    if len(results) > 1:
+        on = f"on {plural(len(results), 'sample')} ({sample_ranges(r.sample for r in results)})"
+        if first.sample is not None:
+            on += f"; first, sample {first.sample}: {first.sample_desc}"
+        lines += _wrapped(on)
+    elif first.sample is not None:
+        lines += _wrapped(f"on sample {first.sample}: {first.sample_desc}")
+    lines += _detail_lines(first, style.tracebacks)
+    lines.append(f"  replay: {replay_command(first, seed, extra)}")
+    return "\n".join(lines)
 
 
-def text(report: RunReport, extra: Sequence[str] = ()) -> str:
-    """The table, then every failure in detail, then the totals."""
-    parts = [table(report)] if report.results else []
-    failures = [r for r in report.results if r.failed]
+def _skip_lines(report: RunReport) -> list[str]:
+    """With -v: every skip reason per op and check, with the samples it covers."""
+    lines = []
+    for results in group(r for r in report.results if r.status in NOT_RUN):
+        first = results[0]
+        samples = sample_ranges(r.sample for r in results)
+        on = f" ({plural(len(results), 'sample')}: {samples})" if samples else ""
+        lines += _wrapped(f"{first.status} {first.op} · {first.check}{on}: {first.message}", "")
+    return lines
+
+
+def never_ran(report: RunReport) -> list[str]:
+    """Each check that ran on no sample of an op, by reason: ``checks never ran for ops:
+    reason``, the checks that share a reason and the same ops on one line."""
+    ops_by_key: dict[tuple[str, str], list[str]] = {}
+    messages: dict[str, str] = {}
+    for op, row in _by_op(report.results).items():
+        for check, results in row.items():
+            if all(r.status in NOT_RUN for r in results):
+                reason = _message_key(results[0].message)
+                ops_by_key.setdefault((check, reason), []).append(op)
+                messages.setdefault(reason, results[0].message)
+    checks_by_group: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+    for (check, reason), ops in ops_by_key.items():
+        checks_by_group.setdefault((reason, tuple(ops)), []).append(check)
+    lines = []
+    for (reason, ops), checks in checks_by_group.items():
+        shown = ", ".join(ops[:6]) + (f" and {len(ops) - 6} more" if len(ops) > 6 else "")
+        lines += _wrapped(
+            f"{', '.join(checks)} never ran for {plural(len(ops), 'op')} ({shown}): "
+            f"{messages[reason]}"
+        )
+    return lines
+
+
+_STATUS_WORDS = {
+    "pass": ("passed", "passed"),
+    "fail": ("failed", "failed"),
+    "skip": ("skipped", "skipped"),
+    "error": ("error", "errors"),
+    "xfail": ("xfailed", "xfailed"),
+    "xpass": ("xpassed", "xpassed"),
+}
+
+
+def summary_line(report: RunReport, style: Style = Style()) -> str:
+    """Size, duration and the non-zero status counts (they add up to the results), last in
+    the text report."""
+    parts = []
+    for status, n in report.counts().items():
+        if n:
+            one, many = _STATUS_WORDS[status]
+            parts.append(style.paint(f"{n} {one if n == 1 else many}", _STATUS_COLOUR.get(status)))
+    size = f"{plural(report.ops, 'op')}, {plural(report.samples, 'sample')}"
+    return f"{size} in {report.seconds:.2f}s: {', '.join(parts) or 'nothing run'}"
+
+
+def text(report: RunReport, extra: Sequence[str] = (), style: Style = Style()) -> str:
+    """The table, every distinct failure once, skip reasons (``-v``), then the totals."""
+    parts = [table(report, style)] if report.results else []
+    failures = group(r for r in report.results if r.failed)
     if failures:
-        parts.append("\n\n".join(failure_details(r, report.seed, extra) for r in failures))
-    parts.append(summary_line(report))
+        parts.append("\n\n".join(_group_block(g, report.seed, extra, style) for g in failures))
+    if style.verbose and (skips := _skip_lines(report)):
+        parts.append("\n".join(skips))
+    summary = []
+    if ran_never := never_ran(report):
+        summary += ["checks that never ran:", *ran_never]
+    if report.unchecked:
+        names = ", ".join(report.unchecked[:6]) + ("..." if len(report.unchecked) > 6 else "")
+        summary.append(
+            f"stopped early (--maxfail / -x): {plural(len(report.unchecked), 'op')} not checked: "
+            f"{names}"
+        )
+    summary.append(summary_line(report, style))
+    parts.append("\n".join(summary))
     return "\n\n".join(parts)
 
 
@@ -120,12 +360,14 @@ def result_dict(result: Result, seed: int, extra: Sequence[str] = ()) -> dict[st
         "tolerance": None
         if tol is None
         else {"rtol": tol.rtol, "atol": tol.atol, "reason": tol.reason},
+        "location": None if result.location is None else result.location.as_dict(),
+        "traceback": None if result.error is None else format_traceback(result.error),
         "replay": replay_command(result, seed, extra),
     }
 
 
 def to_json(report: RunReport, extra: Sequence[str] = ()) -> str:
-    """The JSON report documented in the README (``summary`` + ``results``)."""
+    """The JSON report documented in docs/conformance.md (``summary`` + ``results``)."""
     payload = {
         "summary": {
             "ops": report.ops,
@@ -135,6 +377,7 @@ def to_json(report: RunReport, extra: Sequence[str] = ()) -> str:
             "seconds": round(report.seconds, 3),
             "failed": report.failed,
             **report.counts(),
+            "unchecked": list(report.unchecked),
         },
         "results": [result_dict(r, report.seed, extra) for r in report.results],
     }
@@ -142,7 +385,8 @@ def to_json(report: RunReport, extra: Sequence[str] = ()) -> str:
 
 
 def to_junit(report: RunReport, extra: Sequence[str] = ()) -> str:
-    """JUnit XML: one test suite per op, one test case per check and sample."""
+    """JUnit XML: one test suite per op, one test case per check and sample; an error's body
+    holds its full traceback."""
     suites = ET.Element("testsuites", name="opgraph conformance", time=f"{report.seconds:.3f}")
     by_op: dict[str, list[Result]] = {}
     for r in report.results:
@@ -163,7 +407,7 @@ def to_junit(report: RunReport, extra: Sequence[str] = ()) -> str:
             if r.failed:
                 tag = "error" if r.status == "error" else "failure"
                 ET.SubElement(case, tag, message=r.message).text = failure_details(
-                    r, report.seed, extra
+                    r, report.seed, extra, tracebacks=True
                 )
             elif r.status in NOT_RUN:
                 ET.SubElement(case, "skipped", message=r.message)

@@ -24,6 +24,7 @@ from opgraph.conformance.checks import (
 from opgraph.conformance.samples import BadCase, Case, generate_bad_cases, generate_cases
 from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure
 from opgraph.contract import Tolerance
+from opgraph.locations import Location, plugin_location, plugin_roots
 from opgraph.op import Op
 
 STATUSES = ("pass", "fail", "skip", "error", "xfail", "xpass")
@@ -46,6 +47,13 @@ class Result:
     message: str = ""
     details: Mapping[str, Any] = field(default_factory=dict)
     tolerance: Tolerance | None = None
+    location: Location | None = None
+    """Where in the plugin's own code the exception behind this result was raised."""
+    error: BaseException | None = field(default=None, compare=False, repr=False)
+    """That exception, for full tracebacks (``--tb``), the debugger and pytest."""
+    replay_args: tuple[str, ...] | None = None
+    """``opgraph check`` arguments that reproduce a result no ``--op/--check/--sample`` can
+    (a plugin's load or declaration problem); None: those three."""
 
     @property
     def failed(self) -> bool:
@@ -61,6 +69,8 @@ class RunReport:
     samples: int
     seconds: float
     seed: int
+    unchecked: list[str] = field(default_factory=list)
+    """Ops a ``maxfail`` stop left unchecked."""
 
     @property
     def failed(self) -> bool:
@@ -88,6 +98,7 @@ def op_cases(op: Op, settings: ConformanceSettings) -> tuple[list[Case], list[Ba
 
 
 def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) -> Result:
+    error = outcome.error
     return Result(
         op.name,
         op.provenance.plugin,
@@ -98,6 +109,8 @@ def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) 
         outcome.message,
         dict(outcome.details),
         outcome.tolerance,
+        None if error is None else plugin_location(error, plugin_roots(op.provenance.entry_point)),
+        error,
     )
 
 
@@ -166,7 +179,7 @@ def _guarded_bad_input(op: Op, bad: BadCase) -> Outcome:
     try:
         return check_bad_input(op, bad)
     except Exception as exc:  # the check itself must never stop a run
-        return Outcome("error", f"bad_input crashed: {describe_exception(exc)}")
+        return Outcome("error", f"bad_input crashed: {describe_exception(exc)}", error=exc)
 
 
 def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> list[Result]:
@@ -204,6 +217,7 @@ def _op_results(op: Op, settings: ConformanceSettings, sample: int | None) -> It
             "error",
             f"generating samples crashed: {describe_exception(exc)} (check the op's "
             "sample_inputs, error_inputs and Attr examples)",
+            error=exc,
         )
         yield from (_result(op, c, None, "", outcome) for c in checks)
         return
@@ -222,17 +236,31 @@ def run(
     sample: int | None = None,
     progress: Callable[[Op, int, int], None] | None = None,
     contested: Mapping[str, list[Op]] | None = None,
+    *,
+    maxfail: int | None = None,
+    on_results: Callable[[list[Result]], None] | None = None,
 ) -> RunReport:
     """Check every op (and report every ``contested`` op as an error); ``progress(op, i, n)``
-    is called before each op."""
+    is called before each op and ``on_results(results)`` after it. With ``maxfail``, no
+    further op starts once that many results failed (the ops left are listed in
+    `RunReport.unchecked`)."""
     ops = list(ops)
     start = time.perf_counter()
     results: list[Result] = contested_results(contested or {}, settings)
     samples = 0
     for i, op in enumerate(ops):
+        if maxfail is not None and sum(r.failed for r in results) >= maxfail:
+            unchecked = [o.name for o in ops[i:]]
+            break
         if progress is not None:
             progress(op, i, len(ops))
         op_results = run_op(op, settings, sample)
         samples += len({(r.check == "bad_input", r.sample) for r in op_results})
         results.extend(op_results)
-    return RunReport(results, len(ops), samples, time.perf_counter() - start, settings.seed)
+        if on_results is not None:
+            on_results(op_results)
+    else:
+        unchecked = []
+    checked = len(ops) - len(unchecked)
+    seconds = time.perf_counter() - start
+    return RunReport(results, checked, samples, seconds, settings.seed, unchecked)
