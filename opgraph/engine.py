@@ -149,14 +149,16 @@ class Variable:
     __slots__ = ("__weakref__", "creator", "data", "grad", "name", "requires_grad")
     __array_ufunc__ = None  # numpy defers to our reflected operators: np.array(...) + v
 
-    def __init__(self, data: Any, name: str | None = None) -> None:
+    def __init__(self, data: Any, name: str | None = None, requires_grad: bool = True) -> None:
+        """``requires_grad=False`` (also settable later) makes a constant: data batches and
+        frozen parameters get no gradient and cost nothing in the backward pass."""
         self.data = _to_array(data)
         self.grad: Variable | None = None
         self.name = name
         self.creator: Node | None = None
-        # False only for constants the engine wrapped (numbers, arrays passed to ops) and for
-        # results computed from constants alone: no graph is recorded for them
-        self.requires_grad = True
+        # False for constants: the ones above, the numbers and arrays the engine wraps, and
+        # results computed from constants alone (no graph is recorded for them)
+        self.requires_grad = requires_grad
 
     @classmethod
     def _wrap(cls, data: np.ndarray, requires_grad: bool = False) -> Variable:
@@ -258,6 +260,7 @@ class Variable:
 
 
 _node_numbers = itertools.count()
+_NO_ATTRS: dict[str, Any] = {}  # shared by every node of an op without attributes: never mutated
 
 
 class Node:
@@ -303,6 +306,22 @@ class Node:
         self._output_meta = tuple([(y.data.shape, y.data.dtype) for y in outputs])
         for y in outputs:
             y.creator = self
+
+    @classmethod
+    def _single(
+        cls, op: Op, inputs: tuple[Variable, ...], y: Variable, needs: tuple[bool, ...]
+    ) -> None:
+        """`Node` of a one-output call without attributes or state, made as cheaply as
+        Python allows (the op-call fast path)."""
+        node = cls.__new__(cls)
+        node.op = op
+        node.inputs = inputs
+        node.attrs = _NO_ATTRS
+        node.state = node._output_meta = None
+        node.needs_input_grad = needs
+        node._number = next(_node_numbers)
+        node._outputs = (weakref.ref(y),)
+        y.creator = node
 
     @property
     def outputs(self) -> tuple[Variable, ...]:
@@ -383,9 +402,14 @@ def _output_grads(
 
 def _checked_grads(node: Node, gxs: Any) -> tuple[Any, ...]:
     """The backward's result as a tuple, after checking count, type, shape and dtype."""
+    inputs = node.inputs
+    if type(gxs) is Variable and len(inputs) == 1:  # the common case, without the loop
+        g, a = gxs.data, inputs[0].data
+        if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
+            raise GradientError(_mismatch_message(node, 0, g, a))
+        return (gxs,)
     if type(gxs) is not tuple:
         gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
-    inputs = node.inputs
     if len(gxs) != len(inputs):
         raise GradientError(
             f"backward of `{node.op.name}` ({node.op.origin}) returned {len(gxs)} gradient(s) "
@@ -441,15 +465,22 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
     current = _state.get(_default)
     for node in _topological_order(output.creator):
-        gys = _output_grads(node, pending, retain_grad)
-        if gys is None:
-            continue
+        outputs = node._outputs
+        if len(outputs) == 1 and not retain_grad:  # the common case, spelled out
+            gy = pending.pop(id(outputs[0]()), None)
+            if gy is None:
+                continue
+            gys: Sequence[Variable] = (gy,)
+        else:
+            gys = _output_grads(node, pending, retain_grad)
+            if gys is None:
+                continue
         home = node.op.dispatch
         if home is not current.ops and home is not None:
             current = _new_state((current.grad_enabled, current.training, home))
             _state.set(current)  # undone by the reset in `backward`
         gxs = _checked_grads(node, node.op.backward(node, *gys))
-        for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=True):
+        for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=False):
             if gx is None or not need:
                 continue
             if x.creator is None:

@@ -7,6 +7,7 @@ registry builds the op, so a call costs argument binding, one forward and one `N
 from __future__ import annotations
 
 import difflib
+import os
 from typing import Any
 
 import numpy as np
@@ -327,3 +328,68 @@ class Op:
                 f"in op `{self.name}` ({self.origin}) with input shapes {fmt_shapes(shapes)}"
                 + (f" and attributes {attrs}" if attrs else "")
             )
+
+
+_new_variable = Variable.__new__
+
+
+class PlainOp(Op):
+    """An op of one or two inputs and one output, without attributes, state or randomness.
+
+    Its calls with Variables skip binding, constant wrapping and the general output handling;
+    anything else (numbers, keywords, a first-seen shape, any error) takes the general path of
+    `Op.__call__`, which decides and reports exactly as for every op. ``OPGRAPH_FAST_PATH=0``
+    builds every op as a plain `Op` (the conformance suite runs both ways in the tests)."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs or len(args) != self._n_inputs:
+            return Op.__call__(self, *args, **kwargs)
+        if len(args) == 1:
+            (x,) = args
+            if type(x) is not Variable or (x.data.shape,) not in self._accepted:
+                return Op.__call__(self, *args)
+            needs = (x.requires_grad,)
+            try:
+                result = self.forward(x.data)
+            except Exception:
+                return Op.__call__(self, *args)  # raises, annotated as on the general path
+        else:
+            x, z = args
+            if (
+                type(x) is not Variable
+                or type(z) is not Variable
+                or (x.data.shape, z.data.shape) not in self._accepted
+            ):
+                return Op.__call__(self, *args)
+            needs = (x.requires_grad, z.requires_grad)
+            try:
+                result = self.forward(x.data, z.data)
+            except Exception:
+                return Op.__call__(self, *args)
+        y = _new_variable(Variable)
+        y.data = result if type(result) is np.ndarray else np.asarray(result)
+        y.grad = y.name = y.creator = None
+        if True in needs and self._differentiable and _engine_state(engine._default).grad_enabled:
+            y.requires_grad = True
+            Node._single(self, args, y, needs)
+        else:
+            y.requires_grad = False
+        return y
+
+
+def make_op(spec: OpSpec, provenance: Provenance) -> Op:
+    """The callable op of ``spec``: a `PlainOp` where the fast path applies (unless
+    ``OPGRAPH_FAST_PATH=0``), else an `Op`."""
+    plain = (
+        not spec.attrs
+        and spec.n_outputs == 1
+        and not spec.saves_state
+        and not spec.stochastic
+        and not spec.variadic
+        and len(spec.inputs) in (1, 2)
+        and not any(n.endswith("?") for n in spec.inputs)
+    )
+    fast = os.environ.get("OPGRAPH_FAST_PATH", "1").strip() != "0"
+    return (PlainOp if plain and fast else Op)(spec, provenance)

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 
 from opgraph.contract import KINDS, NAME_RE, Attr, Domain, OpSpec, Provenance, Tolerance
 from opgraph.errors import OpConflictError, OpDeclarationError, PluginError
-from opgraph.op import Op
+from opgraph.op import Op, make_op
 from opgraph.plugins import PluginRecord
 
 ESSENTIAL = (
@@ -319,7 +319,7 @@ def collect(records: Iterable[PluginRecord]) -> dict[str, list[Op]]:
     for record in records:
         if record.status == "active":
             for spec in record.specs:
-                providers.setdefault(spec.name, []).append(Op(spec, record.provenance))
+                providers.setdefault(spec.name, []).append(make_op(spec, record.provenance))
     return providers
 
 

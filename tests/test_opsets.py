@@ -61,8 +61,8 @@ def calls_of_counting_mul() -> list:
 def test_a_loaded_op_sets_backward_uses_its_own_ops(counting_mul):
     ops = opgraph.load_opset(counting_mul)
     x = Variable(np.array([1.0, 2.0]))
-    ops.sum(ops.sin(x)).backward()  # sin's backward multiplies: with cfg's mul
-    assert np.allclose(x.grad.data, np.cos([1.0, 2.0]))
+    ops.sum(ops.exp(x)).backward()  # exp's backward multiplies: with cfg's mul
+    assert np.allclose(x.grad.data, np.exp([1.0, 2.0]))
     assert len(calls_of_counting_mul()) == 1
     assert ops.mul.provenance.plugin == "counting_mul"
 
@@ -96,22 +96,22 @@ def test_opgraph_config_makes_the_choice_the_process_default(counting_mul, monke
 
 def test_opgraph_check_with_a_provider_override_runs_in_that_op_set(counting_mul, tmp_path, capsys):
     report = tmp_path / "r.json"
-    code = cli.main(["check", "--config", str(counting_mul), "--op", "sin", "--json", str(report)])
+    code = cli.main(["check", "--config", str(counting_mul), "--op", "exp", "--json", str(report)])
     assert code == cli.EXIT_OK, capsys.readouterr().out
     results = json.loads(report.read_text())["results"]
     assert results and all(r["status"] in ("pass", "skip") for r in results)
-    assert calls_of_counting_mul()  # sin's backward multiplied with the chosen mul
+    assert calls_of_counting_mul()  # exp's backward multiplied with the chosen mul
 
 
 def test_the_pytest_plugin_and_conformance_suite_run_in_the_configs_op_set(counting_mul, fake_site):
     test_file = counting_mul.parent / "test_suite_in_config.py"
     test_file.write_text(
         "from opgraph.testing import conformance_suite\n"
-        f"test_conformance = conformance_suite(ops=('sin', 'mul'), config={str(counting_mul)!r})\n"
+        f"test_conformance = conformance_suite(ops=('exp', 'mul'), config={str(counting_mul)!r})\n"
     )
     for args in (
         [str(test_file)],
-        ["-p", "opgraph.testing", "--opgraph-config", str(counting_mul), "--opgraph-op", "sin",
+        ["-p", "opgraph.testing", "--opgraph-config", str(counting_mul), "--opgraph-op", "exp",
          "-k", "conformance", str(counting_mul.parent)],
     ):  # fmt: skip
         done = subprocess.run(
