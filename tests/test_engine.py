@@ -331,3 +331,45 @@ def test_values_that_are_not_numbers_name_the_op_and_the_input():
             opgraph.ops.add(x, bad)
         assert "add: input 'x1' (argument 1) must be a Variable" in str(info.value)
         assert what in str(info.value)
+
+
+def test_the_fast_call_path_gives_the_general_paths_conformance_results(tmp_path):
+    """Every op checked with the fast path on and off: the same result for every op x check x
+    sample, so the second call path is proven equal to the general one."""
+    import json
+    import os
+    import subprocess
+
+    reports = {}
+    for flag in ("1", "0"):
+        path = tmp_path / f"fast{flag}.json"
+        subprocess.run(
+            [sys.executable, "-m", "opgraph", "check", "--json", str(path)],
+            env={**os.environ, "OPGRAPH_FAST_PATH": flag},
+            capture_output=True,
+            check=True,
+        )
+        results = json.loads(path.read_text())["results"]
+        reports[flag] = {(r["op"], r["check"], r["sample"]): r["status"] for r in results}
+    assert len(reports["1"]) > 10_000
+    assert reports["1"] == reports["0"]
+
+
+def test_fast_path_ops_are_plain_ops_and_the_switch_builds_general_ones(monkeypatch):
+    from opgraph.op import Op, PlainOp, make_op
+
+    assert type(opgraph.ops.sin) is PlainOp and type(opgraph.ops.sum) is Op
+    monkeypatch.setenv("OPGRAPH_FAST_PATH", "0")
+    assert type(make_op(opgraph.ops.sin.spec, opgraph.ops.sin.provenance)) is Op
+
+
+def test_a_frozen_variable_gets_no_gradient_and_no_graph():
+    batch = Variable(np.ones((4, 3)), requires_grad=False)
+    w = Variable(np.full((3, 2), 0.5))
+    y = opgraph.ops.sum(batch @ w)
+    y.backward()
+    assert batch.grad is None and w.grad is not None
+    frozen = opgraph.ops.sin(batch)
+    assert frozen.creator is None and not frozen.requires_grad
+    w.requires_grad = False  # settable: a frozen parameter
+    assert opgraph.ops.sum(batch @ w).creator is None
