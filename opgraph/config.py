@@ -29,6 +29,7 @@ from opgraph.yamlschema import (
     ListOf,
     MapOf,
     NonNegativeNumber,
+    PositiveNumber,
     Reader,
     Record,
     Str,
@@ -51,6 +52,7 @@ SCHEMA = Record(
                 "disable": ListOf(Str()),
                 "require": ListOf(Str()),
                 "strict": Bool(),
+                "timeout": PositiveNumber(),
             }
         ),
         "ops": Record(
@@ -106,6 +108,7 @@ class Config:
         self.enable: list[str] | None = plugins.get("enable")
         self.disable: list[str] = plugins.get("disable", [])
         self.strict = bool(plugins.get("strict", False))
+        self.timeout: float | None = plugins.get("timeout")
         self.requires = [
             Required(req, self.where(f"plugins.require[{i}]"))
             for i, text in valid_items(plugins.get("require", []))

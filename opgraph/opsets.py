@@ -59,7 +59,9 @@ def selection(config: Config) -> Selection:
     strict if either says so."""
     from opgraph.plugins import Selection
 
-    return Selection.from_env().extended(config.plugin_rules(), strict=config.strict)
+    return Selection.from_env().extended(
+        config.plugin_rules(), strict=config.strict, timeout=config.timeout
+    )
 
 
 def plugin_records(config: Config | None = None) -> list[PluginRecord]:

@@ -28,7 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from opgraph.contract import OpSpec, Provenance
-from opgraph.errors import OpgraphWarning, PluginWarning
+from opgraph.errors import ConfigError, OpgraphWarning, PluginWarning
 
 GROUP = "opgraph"
 ESSENTIAL_DISTRIBUTION = "opgraph"
@@ -37,6 +37,8 @@ ESSENTIAL_PLUGIN = "builtin"
 is never disabled."""
 
 Status = Literal["active", "disabled", "failed", "incompatible"]
+DEFAULT_TIMEOUT = 30.0
+"""Seconds a plugin may take to import and return its declarations before it counts as hung."""
 MAX_DECLARATIONS = 100_000
 """Ops one plugin may declare: generous, and a hook that yields forever cannot eat memory."""
 TRUE_WORDS = ("1", "true", "yes", "on")
@@ -62,6 +64,20 @@ class PluginRecord:
     def broken(self) -> bool:
         """Failed or incompatible: what warnings, ``opgraph list`` and strict mode report."""
         return self.status in ("failed", "incompatible")
+
+
+def env_seconds(name: str, environ: Mapping[str, str] = os.environ) -> float | None:
+    """A positive number of seconds from the environment; None when unset."""
+    text = environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"{name}={text!r}: expected a number of seconds > 0")
+    return seconds
 
 
 def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
@@ -157,23 +173,37 @@ class Selection:
 
     rules: tuple[Rule, ...] = ()
     strict: bool = False
+    timeout: float | None = None
+    """Seconds one plugin may take to import and declare its ops (None: `DEFAULT_TIMEOUT`)."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Selection:
         """``OPGRAPH_LOAD_PLUGINS`` (allowlist; set but empty: no third-party plugin),
-        ``OPGRAPH_DISABLE_PLUGINS`` (denylist), ``OPGRAPH_STRICT_PLUGINS``."""
+        ``OPGRAPH_DISABLE_PLUGINS`` (denylist), ``OPGRAPH_STRICT_PLUGINS``,
+        ``OPGRAPH_PLUGIN_TIMEOUT`` (seconds)."""
         rules = []
         if "OPGRAPH_LOAD_PLUGINS" in environ:
             names = split_names(environ["OPGRAPH_LOAD_PLUGINS"])
             rules.append(Rule(names, allow=True, source="OPGRAPH_LOAD_PLUGINS"))
         if names := split_names(environ.get("OPGRAPH_DISABLE_PLUGINS", "")):
             rules.append(Rule(names, allow=False, source="OPGRAPH_DISABLE_PLUGINS"))
-        return cls(tuple(rules), strict=env_flag("OPGRAPH_STRICT_PLUGINS", environ))
+        return cls(
+            tuple(rules),
+            strict=env_flag("OPGRAPH_STRICT_PLUGINS", environ),
+            timeout=env_seconds("OPGRAPH_PLUGIN_TIMEOUT", environ),
+        )
 
-    def extended(self, rules: Iterable[Rule], strict: bool = False) -> Selection:
+    def extended(
+        self, rules: Iterable[Rule], strict: bool = False, timeout: float | None = None
+    ) -> Selection:
         """Add a config's rules: a plugin must then pass every rule, and either side may
-        turn strict mode on (neither can turn the other's off)."""
-        return Selection((*self.rules, *rules), strict=self.strict or strict)
+        turn strict mode on (neither can turn the other's off). The environment's time limit
+        wins over a config's."""
+        return Selection(
+            (*self.rules, *rules),
+            strict=self.strict or strict,
+            timeout=self.timeout if self.timeout is not None else timeout,
+        )
 
     def skip_reason(self, ep: EntryPoint) -> str | None:
         """Why ``ep`` must not be imported, or None. The essential plugin always loads."""
@@ -275,9 +305,42 @@ def record_for(ep: EntryPoint, selection: Selection) -> PluginRecord:
             _loaded[key] = (
                 PluginRecord(provenance_of(ep), "incompatible", reason=reason)
                 if reason
-                else load_plugin(ep)
+                else load_within(ep, selection.timeout or DEFAULT_TIMEOUT)
             )
         return _loaded[key]
+
+
+def load_within(ep: EntryPoint, seconds: float) -> PluginRecord:
+    """`load_plugin` with a time limit: a plugin that hangs at import or in its hook is
+    recorded as failed, with where it was stuck, and the others still load. (Its thread cannot
+    be stopped; it is a daemon, so it never keeps the process alive.)"""
+    done: list[PluginRecord] = []
+    worker = threading.Thread(
+        target=lambda: done.append(load_plugin(ep)), name=f"opgraph-load-{ep.name}", daemon=True
+    )
+    worker.start()
+    worker.join(seconds)
+    if done:
+        return done[0]
+    return PluginRecord(
+        provenance_of(ep),
+        "failed",
+        reason=f"did not finish loading within {seconds:g} s (OPGRAPH_PLUGIN_TIMEOUT or "
+        f"`plugins: {{timeout: ...}}` sets the limit); stuck at {_where(worker)}",
+    )
+
+
+def _where(thread: threading.Thread) -> str:
+    """Where a running thread is, as ``file:line in function: source``: the innermost frame
+    of the plugin's own code (not importlib's or opgraph's), else the innermost one."""
+    frame = sys._current_frames().get(thread.ident or -1)
+    if frame is None:
+        return "an unknown place (the thread is gone)"
+    stack = traceback.extract_stack(frame)
+    here = os.path.dirname(__file__)
+    own = [f for f in stack if not f.filename.startswith(("<frozen", here))]
+    last = (own or stack)[-1]
+    return f"{last.filename}:{last.lineno} in {last.name}: {(last.line or '').strip()}"
 
 
 def _short_reason(exc: BaseException) -> str:

@@ -126,6 +126,18 @@ class NonNegativeNumber(Type):
         return float(value)
 
 
+class PositiveNumber(NonNegativeNumber):
+    """A finite number > 0 (seconds, sizes)."""
+
+    what = "a number > 0"
+
+    def accepts(self, node: Any, value: Any) -> bool:
+        if not super().accepts(node, value):
+            return False
+        number = float(value)
+        return 0 < number < float("inf")
+
+
 class ListOf(Type):
     def __init__(self, item: Type) -> None:
         self.item = item

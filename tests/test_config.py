@@ -54,7 +54,7 @@ def test_an_unknown_key_is_rejected_with_file_line_and_a_suggestion(write):
     """)
     message = problems(path)
     assert f"{path}:3:3: plugins.enabel: unknown key; did you mean 'enable'?" in message
-    assert "(valid: enable, disable, require, strict)" in message
+    assert "(valid: enable, disable, require, strict, timeout)" in message
     message = problems(write("colour: blue\n"))
     assert "1:1: colour: unknown key (valid: plugins, ops, providers, conformance, report)" in (
         message

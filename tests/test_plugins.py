@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import opgraph
-from opgraph import Variable, cli, engine, opsets, plugins, registry
+from opgraph import Variable, cli, config, engine, opsets, plugins, registry
 from opgraph.errors import PluginError, StrictPluginError
 
 TRIPLE = """
@@ -548,3 +548,47 @@ def test_a_declaration_with_a_field_of_the_wrong_type_is_rejected_alone(
     fake_site.add_plugin("fine-ops", TRIPLE.replace('"triple"', '"fine"'))
     assert "fine" in opgraph.ops and "triple" not in opgraph.ops
     assert any(message in w for w in warning_lines(recwarn))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import time\ntime.sleep(60)\n",
+        textwrap.dedent("""
+            import time
+            from opgraph import hookimpl
+
+            @hookimpl
+            def opgraph_ops():
+                while True:
+                    time.sleep(0.05)
+        """),
+    ],
+)
+def test_a_plugin_that_hangs_is_failed_after_the_time_limit_and_the_rest_loads(
+    fake_site, monkeypatch, source
+):
+    name = f"hanging_ops{len(source)}"  # a module of its own: the other one may still be hanging
+    fake_site.add_plugin(name.replace("_", "-"), source)
+    fake_site.add_plugin("triple-ops", TRIPLE)
+    monkeypatch.setenv("OPGRAPH_PLUGIN_TIMEOUT", "0.5")
+    assert "triple" in opgraph.ops
+    (record,) = [r for r in opsets.plugin_records() if r.name == name]
+    assert record.status == "failed"
+    assert "did not finish loading within 0.5 s" in record.reason
+    assert f"{name}.py:" in record.reason and "time.sleep" in record.reason
+
+
+def test_the_time_limit_comes_from_the_environment_or_the_config(tmp_path, monkeypatch):
+    path = tmp_path / "t.yaml"
+    path.write_text("plugins: {timeout: 4}\n")
+    assert opsets.selection(config.load_config(path)).timeout == 4.0
+    monkeypatch.setenv("OPGRAPH_PLUGIN_TIMEOUT", "2.5")
+    assert opsets.selection(config.load_config(path)).timeout == 2.5
+    for bad in ("0", "-1", "soon", "nan"):
+        monkeypatch.setenv("OPGRAPH_PLUGIN_TIMEOUT", bad)
+        with pytest.raises(opgraph.ConfigError, match="OPGRAPH_PLUGIN_TIMEOUT"):
+            opsets.selection(config.load_config(path))
+    path.write_text("plugins: {timeout: 0}\n")
+    with pytest.raises(opgraph.ConfigError, match=r"plugins.timeout: expected a number > 0"):
+        config.load_config(path)
