@@ -70,6 +70,13 @@ def _arrays_and_shapes(xs: tuple) -> tuple[list, tuple]:
     return arrays, tuple([a.shape for a in arrays])
 
 
+def _is_integer_dtype(name: Any) -> bool:
+    try:
+        return np.dtype(name).kind in "biu"
+    except TypeError:  # not a dtype: the registry rejects such a declaration
+        return False
+
+
 def _convertible(value: Any) -> bool:
     if isinstance(value, Variable):
         return True
@@ -140,6 +147,8 @@ class Op:
         self._saves_state = spec.saves_state
         self._stochastic = spec.stochastic
         self._differentiable = spec.backward is not None  # else its results are constants
+        # an op declaring no integer dtype has float gradients only: see `_refuse_integers`
+        self._float_only = not any(_is_integer_dtype(d) for d in spec.dtypes)
         fixed_inputs = not any(self._optional) and not spec.variadic
         all_default = len(self._defaults) == len(spec.attrs)
         # calls that need no binding: the inputs alone, every attribute at its default
@@ -301,9 +310,29 @@ class Op:
         """Make the outputs part of the graph, unless every input is a constant (so are they)."""
         needs = tuple([x.requires_grad for x in xs])
         if True in needs:
+            if self._float_only:
+                self._refuse_integers(xs)
             for y in outputs:
                 y.requires_grad = True
             Node(self, xs, attrs, outputs, needs, state=state)
+
+    def _refuse_integers(self, xs: tuple) -> None:
+        """The integer policy: an integer (or bool) Variable that requires a gradient may only
+        meet ops that declare an integer dtype (add, sum, reshape ...: their gradients are
+        integers too). A float-valued op (sin, exp ...) would owe it a float gradient, so it
+        refuses the call instead of failing in the backward. Nondiff inputs (labels, masks)
+        get no gradient and may be anything."""
+        for k, x in enumerate(xs):
+            if x.requires_grad and x.data.dtype.kind in "biu" and self.spec.differentiable(k):
+                names = self.spec.input_names
+                name = names[0] if self.spec.variadic else names[min(k, len(names) - 1)]
+                raise OpArgumentError(
+                    f"{self.name}: input {name!r} is a Variable of dtype {x.data.dtype} that "
+                    f"requires a gradient, but {self.name} ({self.origin}) declares only "
+                    f"{', '.join(self.spec.dtypes)}: its gradient could not be {x.data.dtype}; "
+                    "cast it (x.astype('float64')) or make it a constant "
+                    "(Variable(data, requires_grad=False))"
+                )
 
     def _inputs(self, args: tuple) -> tuple[Variable, ...]:
         """`as_inputs`, its refusals naming this op and the input."""
@@ -372,6 +401,8 @@ class PlainOp(Op):
         y.data = result if type(result) is np.ndarray else np.asarray(result)
         y.grad = y.name = y.creator = None
         if True in needs and self._differentiable and _engine_state(engine._default).grad_enabled:
+            if self._float_only:
+                self._refuse_integers(args)
             y.requires_grad = True
             Node._single(self, args, y, needs)
         else:

@@ -9,6 +9,7 @@ import numpy as np
 
 from opgraph import Domain, OpSpec, unbroadcast
 from opgraph.shapes import broadcast
+from opgraph_ops.tensor import INTS
 
 
 def broadcasting(name, forward, backward, inputs=("x0", "x1"), **kw) -> OpSpec:
@@ -66,9 +67,9 @@ def _neg_backward(ctx, gy):
 
 
 SPECS = [
-    broadcasting("add", np.add, _add_backward, doc="x0 + x1 with broadcasting."),
-    broadcasting("sub", np.subtract, _sub_backward, doc="x0 - x1 with broadcasting."),
-    broadcasting("mul", np.multiply, _mul_backward, doc="x0 * x1 with broadcasting."),
+    broadcasting("add", np.add, _add_backward, dtypes=INTS, doc="x0 + x1 with broadcasting."),
+    broadcasting("sub", np.subtract, _sub_backward, dtypes=INTS, doc="x0 - x1 with broadcasting."),
+    broadcasting("mul", np.multiply, _mul_backward, dtypes=INTS, doc="x0 * x1 with broadcasting."),
     broadcasting(
         "div",
         np.true_divide,
@@ -87,5 +88,5 @@ SPECS = [
         domain=(Domain(0.5, 2.0), Domain(-2.0, 3.0)),
         doc="x ** c with broadcasting; c may be a number or a Variable.",
     ),
-    OpSpec("neg", np.negative, lambda x: x, _neg_backward, doc="Elementwise -x."),
+    OpSpec("neg", np.negative, lambda x: x, _neg_backward, dtypes=INTS, doc="Elementwise -x."),
 ]

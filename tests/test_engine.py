@@ -373,3 +373,22 @@ def test_a_frozen_variable_gets_no_gradient_and_no_graph():
     assert frozen.creator is None and not frozen.requires_grad
     w.requires_grad = False  # settable: a frozen parameter
     assert opgraph.ops.sum(batch @ w).creator is None
+
+
+def test_the_integer_policy_integer_gradients_or_a_clear_refusal():
+    x = Variable(np.array([1, 2, 3]))
+    opgraph.ops.sum(x * 3 + 2 - x).backward()  # ops that declare int64: integer gradients
+    assert x.grad.data.tolist() == [2, 2, 2] and x.grad.dtype == np.int64
+    with pytest.raises(
+        opgraph.OpArgumentError, match=r"sin: input 'x' is a Variable of dtype int64"
+    ):
+        opgraph.ops.sin(x)  # a float gradient for an int input: refused before recording
+    with pytest.raises(TypeError, match=r"x.astype\('float64'\)"):
+        opgraph.ops.exp(x)
+    constant = Variable(np.array([1, 2]), requires_grad=False)
+    assert np.allclose(opgraph.ops.sin(constant).data, np.sin([1, 2]))  # no gradient owed
+    with opgraph.no_grad():
+        assert np.allclose(opgraph.ops.sin(x).data, np.sin([1, 2, 3]))
+    flt = x.astype("float64")
+    opgraph.ops.sum(opgraph.ops.sin(flt)).backward()
+    assert x.grad.dtype == np.int64  # the cast's backward casts back
