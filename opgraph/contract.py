@@ -12,8 +12,9 @@ An op is *data*: an `OpSpec` names the op, its inputs and attributes, and gives 
   raises `opgraph.ShapeError` naming the op and the shapes it cannot accept.
 
 Everything else is optional and feeds the conformance harness (sample generation, domains,
-tolerances, expected errors). The host validates every spec at one choke point
-(`opgraph.registry`) and attaches provenance; plugins never touch the registry.
+tolerances, expected errors, a ``reference`` the forward is compared with). The host validates
+every spec at one choke point (`opgraph.registry`) and attaches provenance; plugins never touch
+the registry.
 """
 
 from __future__ import annotations
@@ -62,9 +63,11 @@ class Attr:
     """A named, validated attribute of an op (``axis``, ``shape``, ``slope`` ...).
 
     ``check`` normalises a value (e.g. a list of ints into a tuple) and raises TypeError or
-    ValueError with a short reason for an invalid one; it runs on every call that passes the
-    attribute, so keep it cheap. ``examples`` gives the conformance harness valid values for
-    given input shapes when the default alone would not exercise the op.
+    ValueError with a short reason for an invalid one — the caller gets an
+    `opgraph.OpArgumentError`, which is both; it runs on every call that passes the attribute,
+    so keep it cheap. A typed attribute from `opgraph.attrs` (``Permutation()``, ``Axis()``,
+    ``BroadcastTarget()`` ...) as ``check`` also tells the conformance harness valid and invalid
+    values for given input shapes; ``examples`` adds valid values no type can say.
     """
 
     name: str
@@ -129,6 +132,11 @@ class OpSpec:
     ``broadcast`` (inputs broadcast together), ``reduction`` (``axis``/``keepdims`` grid),
     ``shape`` (any shape, attributes from their ``examples``) or ``custom`` (only
     ``sample_inputs``).
+
+    ``reference(*arrays, **attrs)`` is an independent plain numpy/scipy/Python computation of
+    the forward (float inputs arrive as float64): the harness compares the forward with it on
+    every sample, under ``reference_tolerances`` per sample dtype (each with a reason), so a
+    wrong forward with a matching backward is caught.
     """
 
     name: str
@@ -150,6 +158,8 @@ class OpSpec:
     sample_inputs: Callable[[np.random.Generator, np.dtype], Iterable[Sample]] | None = None
     error_inputs: Callable[[], Iterable[ErrorInput]] | None = None
     tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
+    reference: Callable[..., Any] | None = None
+    reference_tolerances: Mapping[str, Tolerance] = field(default_factory=dict)
     doc: str = ""
 
     def __new__(cls, *args: Any, **kwargs: Any) -> OpSpec:

@@ -494,10 +494,20 @@ def unbroadcast(g: Variable, like: Variable) -> Variable:
     """Reduce gradient ``g`` to the shape and dtype of input ``like``.
 
     The one helper every broadcasting backward uses: `sum_to` over broadcast axes, then a cast
-    if type promotion changed the dtype (``int_x * 2.5``).
+    if type promotion changed the dtype (``int_x * 2.5``). With nothing to do it returns a
+    read-only view of ``g``, never ``g`` itself: a gradient that *is* the output gradient would
+    let an in-place update of one (``x.grad.data *= 0.5``) silently change the other.
     """
-    if g.data.shape != like.data.shape:
-        g = _state.get(_default).ops.sum_to(g, like.data.shape)
-    if g.data.dtype != like.data.dtype:
-        g = _state.get(_default).ops.astype(g, like.data.dtype)
-    return g
+    state = _state.get(_default)
+    out = g
+    if out.data.shape != like.data.shape:
+        out = state.ops.sum_to(out, like.data.shape)
+    if out.data.dtype != like.data.dtype:
+        out = state.ops.astype(out, like.data.dtype)
+    if out is not g:
+        return out
+    if state.grad_enabled:  # a recorded backward (create_graph): the view stays in the graph
+        return state.ops.reshape(g, g.data.shape)
+    view = g.data.view()
+    view.flags.writeable = False
+    return Variable._wrap(view)

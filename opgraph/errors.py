@@ -21,8 +21,12 @@ class ShapeError(OpgraphError, ValueError):
     """
 
 
-class OpArgumentError(OpgraphError, TypeError):
-    """An op was called with a wrong number of inputs or an invalid attribute."""
+class OpArgumentError(OpgraphError, TypeError, ValueError):
+    """An op was called with a wrong number of inputs or an invalid attribute.
+
+    Both a TypeError and a ValueError, whichever the attribute's check raised, so callers (and
+    an `ErrorInput`) may expect either.
+    """
 
 
 class OpDeclarationError(OpgraphError, ValueError):

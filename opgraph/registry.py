@@ -142,7 +142,7 @@ def safe_repr(value: Any, limit: int = 80) -> str:
 
 _TUPLES_OF_STR = ("inputs", "nondiff", "requires", "dtypes")
 _FLAGS = ("backward_differentiable", "saves_state", "stochastic")
-_OPTIONAL_CALLABLES = ("dtype_rule", "sample_inputs", "error_inputs")
+_OPTIONAL_CALLABLES = ("dtype_rule", "sample_inputs", "error_inputs", "reference")
 
 
 def _type_problems(spec: OpSpec) -> Iterator[str]:
@@ -161,10 +161,10 @@ def _type_problems(spec: OpSpec) -> Iterator[str]:
             yield f"{name} must be callable or None, got {safe_repr(value)}"
     if not isinstance(spec.doc, str):
         yield f"doc must be a string, got {safe_repr(spec.doc)}"
-    if not isinstance(spec.tolerances, Mapping) or not all(
-        isinstance(k, str) for k in spec.tolerances
-    ):
-        yield f"tolerances must map dtype names to Tolerance, got {safe_repr(spec.tolerances)}"
+    for name in ("tolerances", "reference_tolerances"):
+        value = getattr(spec, name)
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            yield f"{name} must map dtype names to Tolerance, got {safe_repr(value)}"
     yield from _attr_type_problems(spec.attrs)
 
 
@@ -218,12 +218,13 @@ def _harness_problems(spec: OpSpec) -> Iterator[str]:
             yield f"domain must be a Domain or a tuple of Domain/None, got {spec.domain!r}"
         elif not spec.variadic and len(spec.domain) != len(spec.inputs):
             yield f"domain gives {len(spec.domain)} domains for {len(spec.inputs)} inputs"
-    for dtype, tol in spec.tolerances.items():
-        if not isinstance(tol, Tolerance) or not tol.reason.strip():
-            yield (
-                f"tolerances[{dtype!r}] must be a Tolerance with a reason "
-                "(say why this op needs a looser gradient check)"
-            )
+    for name in ("tolerances", "reference_tolerances"):
+        for dtype, tol in getattr(spec, name).items():
+            if not isinstance(tol, Tolerance) or not tol.reason.strip():
+                yield (
+                    f"{name}[{dtype!r}] must be a Tolerance with a reason "
+                    "(say why this op needs a looser check)"
+                )
 
 
 def _default_problems(spec: OpSpec) -> Iterator[str]:

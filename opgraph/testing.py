@@ -26,8 +26,10 @@ import pytest
 from opgraph.conformance.report import failure_details
 from opgraph.conformance.runner import (
     Result,
+    Samples,
     contested_results,
     op_cases,
+    plan,
     run_op,
     selected_checks,
 )
@@ -64,6 +66,7 @@ class ConformanceSuite:
         for module in modules:
             self.extra += ["--module", module]
         self.ops = {op.name: op for op in target.ops}
+        self.rivals = target.rivals
         self.cases = {op.name: _cases_or_none(op, self.settings) for op in target.ops}
         problems = [*target.problems, *contested_results(target.contested, self.settings)]
         self.problems: list[Param] = [(r.op, r.check, r.sample) for r in problems]
@@ -81,12 +84,8 @@ class ConformanceSuite:
             if found is None:  # generation crashed: the run reports it once per check
                 params += [(name, c, None) for c in checks]
                 continue
-            cases, bad_cases = found
-            params += [(name, c, case.index) for case in cases for c in checks if c != "bad_input"]
-            if "bad_input" in checks:
-                params += [(name, "bad_input", b.index) for b in bad_cases] or [
-                    (name, "bad_input", None)
-                ]
+            rivals = self.rivals.get(name, ())
+            params += [(name, c, i) for c, i, _ in plan(self.ops[name], found, checks, rivals)]
         return params
 
     def result(self, op_name: str, check: str, sample: int | None) -> Result:
@@ -97,7 +96,8 @@ class ConformanceSuite:
 
     def _run(self, op_name: str) -> None:
         """All results of one op at once: expected failures are judged over the whole op."""
-        results = run_op(self.ops[op_name], self.settings)
+        rivals = self.rivals.get(op_name, ())
+        results = run_op(self.ops[op_name], self.settings, rivals=rivals)
         self._results.update(((r.op, r.check, r.sample), r) for r in results)
 
     def verify(self, param: Param) -> None:
@@ -126,7 +126,7 @@ _NOTE = "opgraph conformance:"
 exception is behind several results)."""
 
 
-def _cases_or_none(op: Op, settings: ConformanceSettings) -> tuple[list, list] | None:
+def _cases_or_none(op: Op, settings: ConformanceSettings) -> Samples | None:
     """The op's samples, or None when generating them crashes: collection must go on, and the
     run reports the crash as an ``error`` of every check, like ``opgraph check``."""
     try:

@@ -77,15 +77,10 @@ def _normalising(name: str, forward, backward, **kw) -> OpSpec:
         forward,
         rule,
         backward,
-        attrs=(Attr("axis", 1, attrs.axis, _axis_examples),),
+        attrs=(Attr("axis", 1, attrs.Axes()),),
         kind="shape",
         **kw,
     )
-
-
-def _axis_examples(shapes):
-    rank = len(shapes[0])
-    return [0, -1, tuple(range(rank))] if rank else []
 
 
 def _softmax_forward(x, axis):
@@ -111,6 +106,7 @@ SPECS = [
         same_shape,
         _sigmoid_backward,
         requires=("sigmoid_grad",),
+        reference=lambda x: 1 / (1 + np.exp(-x)),
         doc="1 / (1 + exp(-x)).",
     ),
     OpSpec(
@@ -129,6 +125,7 @@ SPECS = [
         same_shape,
         _relu_backward,
         domain=Domain(avoid=(0.0,)),
+        reference=lambda x: x * (x > 0),
         doc="max(x, 0); the gradient at 0 is 0.",
     ),
     OpSpec(
@@ -144,6 +141,7 @@ SPECS = [
         "softmax",
         _softmax_forward,
         _softmax_backward,
+        reference=lambda x, axis: np.exp(x) / np.exp(x).sum(axis=axis, keepdims=True),
         doc="exp(x) normalised to sum 1 over axis (default 1), computed stably.",
     ),
     _normalising(
@@ -151,6 +149,7 @@ SPECS = [
         lambda x, axis: x - stable_logsumexp(x, axis, keepdims=True),
         _log_softmax_backward,
         requires=("exp",),
+        reference=lambda x, axis: x - np.log(np.exp(x).sum(axis=axis, keepdims=True)),
         doc="log(softmax(x, axis)) computed stably: x - logsumexp(x, axis).",
     ),
 ]

@@ -104,6 +104,7 @@ SPECS = [
         ),
         domain=Domain(avoid=(-1.0, 1.0)),
         error_inputs=_clip_errors,
+        reference=lambda x, x_min, x_max: np.where(x < x_min, x_min, np.where(x > x_max, x_max, x)),
         doc="Limit x to [x_min, x_max]; the gradient is 1 inside the range (bounds included).",
     ),
     OpSpec(

@@ -13,6 +13,7 @@ import numpy as np
 from opgraph import Attr, OpSpec, ShapeError, attrs
 from opgraph.shapes import normalize_axes
 from opgraph_ops.tensor import INTS
+from opgraph_ops.views import readonly_view
 
 
 def _reshape_back(ctx, gy):
@@ -60,14 +61,16 @@ def _squeeze_examples(shapes):
 # --- flatten ---
 def _flatten_rule(x):
     if not x:
-        raise ShapeError("flatten: a 0-d input has no batch axis to keep; reshape it instead")
+        raise ShapeError(
+            f"flatten: a 0-d input (shape {tuple(x)}) has no batch axis to keep; reshape it instead"
+        )
     return (x[0], math.prod(x[1:]))
 
 
 SPECS = [
     OpSpec(
         "expand_dims",
-        np.expand_dims,
+        lambda x, axis: readonly_view(np.expand_dims(x, axis), x),
         _expand_dims_rule,
         _reshape_back,
         attrs=(Attr("axis", check=_new_axes, examples=lambda shapes: [0, -1, (0, -1)]),),
@@ -77,7 +80,7 @@ SPECS = [
     ),
     OpSpec(
         "squeeze",
-        np.squeeze,
+        lambda x, axis: readonly_view(np.squeeze(x, axis), x),
         _squeeze_rule,
         _reshape_back,
         attrs=(Attr("axis", None, attrs.axis, _squeeze_examples),),
@@ -87,7 +90,7 @@ SPECS = [
     ),
     OpSpec(
         "flatten",
-        lambda x: x.reshape(_flatten_rule(x.shape)),
+        lambda x: readonly_view(x.reshape(_flatten_rule(x.shape)), x),
         _flatten_rule,
         _reshape_back,
         kind="shape",

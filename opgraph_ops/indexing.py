@@ -16,6 +16,7 @@ import numpy as np
 
 from opgraph import Attr, ErrorInput, OpSpec, Sample, ShapeError, Variable, attrs
 from opgraph_ops.tensor import INTS
+from opgraph_ops.views import readonly_view
 
 
 def _index_part(part: Any) -> Any:
@@ -73,7 +74,8 @@ def _index_examples(shapes):
     examples = [(Ellipsis, None), slice(None, None, -1)]
     if n:
         repeated = np.array([0, n - 1, 0, 0])
-        examples += [-1, slice(1, None, 2), repeated, np.arange(n) % 2 == 0]
+        negative = np.array([-1, 0, -n, -1])  # repeats spelled two ways
+        examples += [-1, slice(1, None, 2), repeated, negative, np.arange(n) % 2 == 0]
         mask = np.arange(math.prod(x)).reshape(x) % 3 == 0
         examples.append(mask)
     if len(x) > 1 and x[1]:
@@ -126,7 +128,7 @@ def _get_item_grad_samples(rng: np.random.Generator, dtype: np.dtype):
 SPECS = [
     OpSpec(
         "get_item",
-        lambda x, slices: x[slices],
+        lambda x, slices: readonly_view(x[slices], x),
         lambda x, slices: indexed_shape("get_item", x, slices),
         _get_item_backward,
         attrs=(Attr("slices", check=check_index, examples=_index_examples),),

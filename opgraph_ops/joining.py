@@ -15,18 +15,6 @@ from opgraph.shapes import fmt_shapes, normalize_axes
 from opgraph_ops.tensor import INTS
 
 
-def _one_axis(value: Any) -> int:
-    axis = attrs.axis(value)
-    if not isinstance(axis, int):
-        raise TypeError(f"expected one int axis, got {value!r}")
-    return axis
-
-
-def _axis_examples(shapes):
-    rank = len(shapes[0])
-    return [-1, rank - 1] if rank else []
-
-
 def _slices_along(axis: int, index: Any) -> tuple[Any, ...]:
     return (slice(None),) * axis + (index,)
 
@@ -78,7 +66,7 @@ SPECS = [
         _concat_rule,
         _concat_backward,
         inputs=("*xs",),
-        attrs=(Attr("axis", 0, _one_axis, _axis_examples),),
+        attrs=(Attr("axis", 0, attrs.Axis()),),
         requires=("get_item",),
         kind="shape",
         dtypes=INTS,
@@ -90,7 +78,7 @@ SPECS = [
         _stack_rule,
         _stack_backward,
         inputs=("*xs",),
-        attrs=(Attr("axis", 0, _one_axis, lambda shapes: [-1, len(shapes[0])]),),
+        attrs=(Attr("axis", 0, attrs.Axis(new=1)),),
         requires=("get_item",),
         kind="shape",
         dtypes=INTS,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
-
 import numpy as np
 
 from opgraph import (
@@ -14,11 +11,13 @@ from opgraph import (
     OpSpec,
     Sample,
     ShapeError,
+    attrs,
     is_training,
     unbroadcast,
 )
 from opgraph.shapes import fmt_shapes
 from opgraph_ops.masks import constant
+from opgraph_ops.views import readonly_view
 
 
 # --- linear ---
@@ -40,11 +39,18 @@ def _linear_rule(x, w, b=None):
             "that broadcasts to (out,)"
         )
     out = (*x[:-1], w[1])
-    if b is not None and np.broadcast_shapes(out, b) != out:
+    if b is not None and not _broadcasts_to(b, out):
         raise ShapeError(
             f"linear: shapes {fmt_shapes(shapes)}: the bias does not broadcast to the output {out}"
         )
     return out
+
+
+def _broadcasts_to(shape, target) -> bool:
+    try:
+        return np.broadcast_shapes(target, shape) == tuple(target)
+    except ValueError:
+        return False
 
 
 def _linear_backward(ctx, gy):
@@ -78,19 +84,11 @@ def _linear_samples(rng: np.random.Generator, dtype: np.dtype):
 
 
 # --- dropout ---
-def _dropout_ratio(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"expected a real number, got {type(value).__name__}")
-    if not 0 <= value < 1:
-        raise ValueError("expected 0 <= dropout_ratio < 1")
-    return float(value)
-
-
 def _dropout_forward(x, dropout_ratio, rng):
     """Train: zero each element with probability dropout_ratio, scale the rest by
     1 / (1 - dropout_ratio) so the expectation is unchanged. Test: pass x through."""
     if not is_training():
-        return x, None
+        return readonly_view(x, x), None
     mask = (rng.random(x.shape) >= dropout_ratio) * (1 / (1 - dropout_ratio))
     mask = mask.astype(x.dtype, copy=False)
     return x * mask, mask
@@ -98,7 +96,9 @@ def _dropout_forward(x, dropout_ratio, rng):
 
 def _dropout_backward(ctx, gy):
     mask = ctx.state
-    return gy if mask is None else gy * constant(mask, gy)
+    if mask is None:  # test mode: the identity (unbroadcast gives a read-only view of gy)
+        return unbroadcast(gy, ctx.inputs[0])
+    return gy * constant(mask, gy)
 
 
 def _dropout_errors():
@@ -119,6 +119,7 @@ SPECS = [
         _linear_backward,
         inputs=("x", "W", "b?"),
         kind="custom",
+        reference=lambda x, w, b=None: x @ w + (0.0 if b is None else b),
         sample_inputs=_linear_samples,
         doc="x @ W + b for x (..., in), W (in, out) and an optional bias broadcast to (out,).",
     ),
@@ -127,7 +128,7 @@ SPECS = [
         _dropout_forward,
         lambda x, dropout_ratio: x,
         _dropout_backward,
-        attrs=(Attr("dropout_ratio", 0.5, _dropout_ratio),),
+        attrs=(Attr("dropout_ratio", 0.5, attrs.FloatRange(0.0, 1.0, open=("high",))),),
         stochastic=True,
         saves_state=True,
         error_inputs=_dropout_errors,

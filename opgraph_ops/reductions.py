@@ -17,7 +17,7 @@ from opgraph.shapes import normalize_axes, reduce_shape
 from opgraph_ops.masks import constant
 from opgraph_ops.tensor import spread
 
-REDUCTION_ATTRS = (Attr("axis", None, attrs.axis), Attr("keepdims", False, attrs.flag))
+REDUCTION_ATTRS = (Attr("axis", None, attrs.Axes()), Attr("keepdims", False, attrs.flag))
 
 
 def nonempty_reduction_rule(op: str):
@@ -41,6 +41,10 @@ def _kept_output(ctx):
 
 
 # --- mean ---
+def _reduced_count(shape, axis) -> int:
+    return math.prod(shape[a] for a in normalize_axes("mean", axis, len(shape)))
+
+
 def _mean_forward(x, axis, keepdims):
     if x.size == 0:  # numpy would warn and return NaN; max/min/logsumexp fail on their own
         nonempty_reduction_rule("mean")(x.shape, axis, keepdims)
@@ -94,6 +98,9 @@ SPECS = [
         nonempty_reduction_rule("mean"),
         _mean_backward,
         attrs=REDUCTION_ATTRS,
+        reference=lambda x, axis, keepdims: (
+            np.sum(x, axis=axis, keepdims=keepdims) / _reduced_count(x.shape, axis)
+        ),
         kind="reduction",
         doc="Arithmetic mean over axis (None: all; int, negative or tuple).",
     ),
@@ -105,6 +112,7 @@ SPECS = [
         nonempty_reduction_rule("logsumexp"),
         _logsumexp_backward,
         attrs=REDUCTION_ATTRS,
+        reference=lambda x, axis, keepdims: np.log(np.sum(np.exp(x), axis=axis, keepdims=keepdims)),
         requires=("exp",),
         kind="reduction",
         doc="log(sum(exp(x))) over axis, computed stably (no overflow for large x).",

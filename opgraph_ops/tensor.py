@@ -9,6 +9,7 @@ import numpy as np
 
 from opgraph import Attr, OpSpec, Sample, ShapeError, attrs
 from opgraph.shapes import broadcast, check_sum_to, normalize_axes, reduce_shape
+from opgraph_ops.views import readonly_view
 
 INTS = ("float64", "float32", "int64")
 
@@ -55,12 +56,6 @@ def _transpose_rule(x, axes):
     return tuple(x[a % len(x)] for a in axes)
 
 
-def _transpose_examples(shapes):
-    (x,) = shapes
-    n = len(x)
-    return [tuple(range(n)), tuple(range(-1, -n - 1, -1))] if n > 1 else []
-
-
 def _transpose_backward(ctx, gy):
     axes = ctx.attrs["axes"]
     if axes is None:
@@ -95,11 +90,6 @@ def _sum_to_forward(x, shape):
     axes = tuple(range(lead)) + tuple(lead + i for i, d in enumerate(shape) if d == 1)
     y = np.add.reduce(x, axis=axes, keepdims=True, dtype=x.dtype)
     return y.reshape(shape) if lead else y
-
-
-def _broadcast_to_examples(shapes):
-    (x,) = shapes
-    return [(2, *x), (3, 1, *x)]
 
 
 def _sum_to_examples(shapes):
@@ -181,7 +171,7 @@ def _swap_last(ops, v):
 SPECS = [
     OpSpec(
         "reshape",
-        np.reshape,
+        lambda x, shape: readonly_view(np.reshape(x, shape), x),
         _reshape_rule,
         _reshape_backward,
         kind="shape",
@@ -191,12 +181,12 @@ SPECS = [
     ),
     OpSpec(
         "transpose",
-        np.transpose,
+        lambda x, axes: readonly_view(np.transpose(x, axes), x),
         _transpose_rule,
         _transpose_backward,
         kind="shape",
         dtypes=INTS,
-        attrs=(Attr("axes", None, attrs.axes, _transpose_examples),),
+        attrs=(Attr("axes", None, attrs.Permutation()),),
         doc="Permute axes (reverse them when axes is None).",
     ),
     OpSpec(
@@ -206,7 +196,7 @@ SPECS = [
         spread,
         kind="reduction",
         dtypes=INTS,
-        attrs=(Attr("axis", None, attrs.axis), Attr("keepdims", False, attrs.flag)),
+        attrs=(Attr("axis", None, attrs.Axes()), Attr("keepdims", False, attrs.flag)),
         doc="Sum over axis (None: all; int, negative or tuple).",
     ),
     OpSpec(
@@ -216,7 +206,7 @@ SPECS = [
         lambda ctx, gy: ctx.ops.sum_to(gy, ctx.inputs[0].shape),
         kind="shape",
         dtypes=INTS,
-        attrs=(Attr("shape", check=attrs.shape, examples=_broadcast_to_examples),),
+        attrs=(Attr("shape", check=attrs.BroadcastTarget()),),
         doc="Broadcast to shape; its backward is sum_to.",
     ),
     OpSpec(
@@ -231,7 +221,7 @@ SPECS = [
     ),
     OpSpec(
         "astype",
-        lambda x, dtype: x.astype(dtype, copy=False),
+        lambda x, dtype: readonly_view(x.astype(dtype, copy=False), x),
         lambda x, dtype: x,
         _astype_backward,
         kind="shape",

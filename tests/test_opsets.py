@@ -99,7 +99,7 @@ def test_opgraph_check_with_a_provider_override_runs_in_that_op_set(counting_mul
     code = cli.main(["check", "--config", str(counting_mul), "--op", "exp", "--json", str(report)])
     assert code == cli.EXIT_OK, capsys.readouterr().out
     results = json.loads(report.read_text())["results"]
-    assert results and all(r["status"] in ("pass", "skip") for r in results)
+    assert results and all(r["status"] in ("pass", "skip", "hint") for r in results)
     assert calls_of_counting_mul()  # exp's backward multiplied with the chosen mul
 
 

@@ -48,7 +48,7 @@ def test_a_repeated_failure_prints_once_with_its_samples_and_one_replay(fake_sit
     assert len(blocks) == 2
     assert all(b.count("replay: ") == 1 for b in blocks)
     assert out.count("replay: ") == 2
-    assert re.search(r"on 20 samples \(1-10, 17-26\); first, sample 1:", blocks[0])
+    assert re.search(r"on 28 samples \(1-10, 16-19, 21-30, 36-39\); first, sample 1:", blocks[0])
 
 
 def test_verbose_shows_counts_and_every_skip_reason(capsys):

@@ -169,6 +169,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         sample=args.sample,
         progress=progress,
         contested=target.contested,
+        rivals=target.rivals,
         maxfail=maxfail,
         on_results=_debugger(progress) if args.pdb else None,
     )

@@ -89,7 +89,7 @@ def abbreviations(checks: Sequence[str]) -> dict[str, str]:
 
 def _counts(results: Sequence[Result]) -> tuple[int, int, int]:
     return (
-        sum(r.status == "pass" for r in results),
+        sum(r.status in ("pass", "hint") for r in results),
         sum(r.status in FAILING for r in results),
         sum(r.status in NOT_RUN for r in results),
     )
@@ -308,7 +308,23 @@ _STATUS_WORDS = {
     "error": ("error", "errors"),
     "xfail": ("xfailed", "xfailed"),
     "xpass": ("xpassed", "xpassed"),
+    "hint": ("hint", "hints"),
 }
+
+
+def hint_lines(hints: Sequence[Result]) -> list[str]:
+    """Hints (not failures), one paragraph per check: its message, then each op with what its
+    hints are about (``details["about"]``)."""
+    by_check: dict[str, dict[str, list[str]]] = {}
+    first: dict[str, str] = {}
+    for r in hints:
+        first.setdefault(r.check, r.message)
+        by_check.setdefault(r.check, {}).setdefault(r.op, []).append(str(r.details.get("about")))
+    lines: list[str] = []
+    for check, ops in by_check.items():
+        listed = "; ".join(f"{op} {', '.join(about)}" for op, about in ops.items())
+        lines += _wrapped(f"HINT {check} ({first[check]}): {listed}", indent="")
+    return lines
 
 
 def summary_line(report: RunReport, style: Style = Style()) -> str:
@@ -329,6 +345,8 @@ def text(report: RunReport, extra: Sequence[str] = (), style: Style = Style()) -
     failures = group(r for r in report.results if r.failed)
     if failures:
         parts.append("\n\n".join(_group_block(g, report.seed, extra, style) for g in failures))
+    if hints := [r for r in report.results if r.status == "hint"]:
+        parts.append("\n".join(hint_lines(hints)))
     if style.verbose and (skips := _skip_lines(report)):
         parts.append("\n".join(skips))
     summary = []

@@ -7,27 +7,23 @@ into ``xpass`` (which counts as a failure: the entry is stale and must go).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from opgraph import engine
-from opgraph.conformance.checks import (
-    CASE_CHECKS,
-    CaseRun,
-    Outcome,
-    check_bad_input,
-    describe_exception,
-    skip,
-)
-from opgraph.conformance.samples import BadCase, Case, generate_bad_cases, generate_cases
+from opgraph.conformance.case import CaseRun, Outcome, describe_exception, skip
+from opgraph.conformance.checks import REGISTRY, Check
+from opgraph.conformance.samples import generate_bad_cases, generate_cases
 from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure
+from opgraph.conformance.values import dtype_probes
 from opgraph.contract import Tolerance
 from opgraph.locations import Location, plugin_location, plugin_roots
 from opgraph.op import Op
 
-STATUSES = ("pass", "fail", "skip", "error", "xfail", "xpass")
+STATUSES = ("pass", "fail", "skip", "error", "xfail", "xpass", "hint")
+"""``hint``: nothing is wrong, but the op could claim more (an undeclared dtype that works)."""
 FAILING = frozenset({"fail", "error", "xpass"})
 """Statuses that make a run fail (exit code 1)."""
 NOT_RUN = frozenset({"skip", "xfail"})
@@ -90,11 +86,40 @@ def selected_checks(settings: ConformanceSettings) -> tuple[str, ...]:
     return tuple(c for c in CHECKS if c in settings.checks)
 
 
-def op_cases(op: Op, settings: ConformanceSettings) -> tuple[list[Case], list[BadCase]]:
-    """The op's samples and its bad-input samples for a run."""
+Samples = dict[str, list[Any]]
+"""The items of each check scope (`opgraph.conformance.checks.SCOPES`) for one op: each has
+``index`` and ``describe()``."""
+
+
+def op_cases(op: Op, settings: ConformanceSettings) -> Samples:
+    """The op's samples per scope for a run: valid samples, bad-input samples, dtype probes."""
     cases = generate_cases(op.spec, settings.seed, settings.dtypes, settings.max_samples)
     bad = generate_bad_cases(op.spec, cases, settings.seed, settings.max_samples)
-    return cases, bad
+    probes = dtype_probes(op.spec, settings.seed, cases)
+    return {"sample": cases, "bad_input": bad, "dtype": probes}
+
+
+def plan(
+    op: Op, samples: Samples, checks: Iterable[str], rivals: Sequence[Op] = ()
+) -> list[tuple[str, int | None, str | None]]:
+    """(check, item index or None, skip reason or None) of every result a run of ``op``
+    gives, in report order: a check that does not apply to the op, or whose scope has no
+    item, gives one skip without an index."""
+    planned: list[tuple[str, int | None, str | None]] = []
+    per_item = []
+    for name in checks:
+        check = REGISTRY[name]
+        reason = check.not_applicable(op, rivals)
+        if reason is None and not samples[check.scope]:
+            reason = check.when_empty
+        if reason is not None:
+            planned.append((name, None, reason))
+        else:
+            per_item.append(check)
+    for scope in dict.fromkeys(c.scope for c in per_item):
+        for item in samples[scope]:
+            planned += [(c.name, item.index, None) for c in per_item if c.scope == scope]
+    return planned
 
 
 def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) -> Result:
@@ -153,41 +178,26 @@ def _covers_whole_entry(
     return sample is None and (entry.check in checks if entry.check else checks == CHECKS)
 
 
-def run_case(
-    op: Op, case: Case, checks: Iterable[str], settings: ConformanceSettings
-) -> list[Result]:
-    """Every selected per-sample check of ``op`` on ``case``."""
-    run = CaseRun(op, case, settings)
-    desc = case.describe()
-    return [_result(op, c, case.index, desc, run.outcome(c)) for c in checks if c in CASE_CHECKS]
-
-
-def run_bad_inputs(op: Op, bad_cases: list[BadCase], settings: ConformanceSettings) -> list[Result]:
-    """``bad_input`` on each bad sample, or one skip when the op has none."""
-    if not bad_cases:
-        outcome = skip(
-            "the shape rule accepts every generated shape and no error_inputs are declared"
-        )
-        return [_result(op, "bad_input", None, "", outcome)]
-    return [
-        _result(op, "bad_input", bad.index, bad.describe(), _guarded_bad_input(op, bad))
-        for bad in bad_cases
-    ]
-
-
-def _guarded_bad_input(op: Op, bad: BadCase) -> Outcome:
+def _outcome(op: Op, check: Check, item: Any, runs: dict[int, CaseRun]) -> Outcome:
+    """One check on one item (``runs`` holds the current sample's `CaseRun`, whose shared
+    work its checks reuse); the check itself crashing must never stop a run."""
     try:
-        return check_bad_input(op, bad)
-    except Exception as exc:  # the check itself must never stop a run
-        return Outcome("error", f"bad_input crashed: {describe_exception(exc)}", error=exc)
+        if check.scope == "sample":
+            return runs[item.index].outcome(check.name)
+        return check.function()(op, item)
+    except Exception as exc:
+        return Outcome("error", f"{check.name} crashed: {describe_exception(exc)}", error=exc)
 
 
-def run_op(op: Op, settings: ConformanceSettings, sample: int | None = None) -> list[Result]:
+def run_op(
+    op: Op, settings: ConformanceSettings, sample: int | None = None, rivals: Sequence[Op] = ()
+) -> list[Result]:
     """Results of one op, known failures applied; ``sample`` restricts to that sample index
-    (replay). Everything runs with the op's own op set active, so operators and helpers the
-    checks use are the ones that op set chose."""
+    (replay); ``rivals`` are other plugins' providers of the op (``differential``). Everything
+    runs with the op's own op set active, so operators and helpers the checks use are the ones
+    that op set chose."""
     with engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext():
-        results = list(_op_results(op, settings, sample))
+        results = list(_op_results(op, settings, sample, rivals))
     return apply_expectations(results, settings, sample)
 
 
@@ -208,10 +218,12 @@ def contested_results(
     return results
 
 
-def _op_results(op: Op, settings: ConformanceSettings, sample: int | None) -> Iterator[Result]:
+def _op_results(
+    op: Op, settings: ConformanceSettings, sample: int | None, rivals: Sequence[Op]
+) -> Iterator[Result]:
     checks = selected_checks(settings)
     try:
-        cases, bad_cases = op_cases(op, settings)
+        samples = op_cases(op, settings)
     except Exception as exc:
         outcome = Outcome(
             "error",
@@ -221,13 +233,34 @@ def _op_results(op: Op, settings: ConformanceSettings, sample: int | None) -> It
         )
         yield from (_result(op, c, None, "", outcome) for c in checks)
         return
-    for case in cases:
-        if sample is None or case.index == sample:
-            yield from run_case(op, case, checks, settings)
-    if "bad_input" in checks:
-        chosen = [b for b in bad_cases if sample is None or b.index == sample]
-        if chosen or sample is None:
-            yield from run_bad_inputs(op, chosen, settings)
+    items = {scope: {item.index: item for item in found} for scope, found in samples.items()}
+    runs: dict[int, CaseRun] = {}
+    described: dict[tuple[str, int], str] = {}
+    for name, index, reason in plan(op, samples, checks, rivals):
+        if sample is not None and index != sample:
+            continue
+        check = REGISTRY[name]
+        if reason is not None:
+            yield _result(op, name, None, "", skip(reason))
+            continue
+        item = items[check.scope][index]
+        if check.scope == "sample" and index not in runs:
+            runs.clear()  # one sample's shared work at a time
+            runs[index] = CaseRun(op, item, settings, rivals)
+        outcome = _outcome(op, check, item, runs)
+        if (check.scope, index) not in described:
+            described[check.scope, index] = item.describe()
+        yield _result(op, name, index, described[check.scope, index], outcome)
+
+
+def rival_providers(ops: Iterable[Op], providers: Mapping[str, Sequence[Op]]) -> dict[str, list]:
+    """For each op, the other plugins' providers of its name (`opgraph.registry.collect`
+    keeps every provider): ``differential`` compares them with the chosen one, whichever one
+    a config picks."""
+    return {
+        op.name: [p for p in providers.get(op.name, ()) if p.provenance != op.provenance]
+        for op in ops
+    }
 
 
 def run(
@@ -239,11 +272,12 @@ def run(
     *,
     maxfail: int | None = None,
     on_results: Callable[[list[Result]], None] | None = None,
+    rivals: Mapping[str, Sequence[Op]] | None = None,
 ) -> RunReport:
     """Check every op (and report every ``contested`` op as an error); ``progress(op, i, n)``
     is called before each op and ``on_results(results)`` after it. With ``maxfail``, no
     further op starts once that many results failed (the ops left are listed in
-    `RunReport.unchecked`)."""
+    `RunReport.unchecked`). ``rivals`` (see `rival_providers`) turns on ``differential``."""
     ops = list(ops)
     start = time.perf_counter()
     results: list[Result] = contested_results(contested or {}, settings)
@@ -254,8 +288,10 @@ def run(
             break
         if progress is not None:
             progress(op, i, len(ops))
-        op_results = run_op(op, settings, sample)
-        samples += len({(r.check == "bad_input", r.sample) for r in op_results})
+        op_results = run_op(op, settings, sample, (rivals or {}).get(op.name, ()))
+        samples += len(
+            {(REGISTRY[r.check].scope, r.sample) for r in op_results if r.sample is not None}
+        )
         results.extend(op_results)
         if on_results is not None:
             on_results(op_results)

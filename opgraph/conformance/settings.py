@@ -7,20 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from opgraph.config import Config, valid_items
+from opgraph.conformance.checks import CHECKS
 from opgraph.contract import Tolerance
 
-CHECKS: tuple[str, ...] = (
-    "shape_rule",
-    "output_dtype",
-    "grad_count",
-    "grad_shape",
-    "grad_dtype",
-    "grad_value",
-    "grad_of_grad",
-    "no_mutation",
-    "bad_input",
-)
-"""The stable check names, in the order they run for each sample."""
+__all__ = ["CHECKS", "ConformanceSettings", "ExpectedFailure"]
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from opgraph.conformance.runner import Result
+from opgraph.conformance.runner import Result, rival_providers
 from opgraph.conformance.selection import select_contested, select_ops
 from opgraph.conformance.settings import ConformanceSettings, settings_for
 from opgraph.errors import ConfigError
@@ -44,6 +44,8 @@ class Target:
     problems: list[Result] = field(default_factory=list)
     broken: list[PluginRecord] = field(default_factory=list)
     """Plugins under test that failed to load (``opgraph check`` exits 3)."""
+    rivals: dict[str, list[Op]] = field(default_factory=dict)
+    """Per selected op, the other plugins' providers of its name (``differential``)."""
 
 
 def plugin_problems(record: PluginRecord, opset: OpSet) -> list[Result]:
@@ -116,7 +118,7 @@ def resolve_target(
     """Build the op set (installed plugins plus ``modules``) and select the ops to check:
     those of ``ops`` / ``plugins``, and every op of ``modules``; all ops when no filter is
     given. Unknown names are a `ConfigError` with suggestions."""
-    from opgraph import opsets
+    from opgraph import opsets, registry
     from opgraph.registry import did_you_mean
 
     config = opsets.config_for(config_path)
@@ -149,4 +151,6 @@ def resolve_target(
         chosen = select_ops(opset, ops or None, testable)
         contested = select_contested(opset, ops or None, testable)
     broken = [by_name[name] for name in wanted if by_name[name].broken]
-    return Target(config, settings, chosen, contested, problems, broken)
+    providers = registry.collect(registry.validated(r) for r in [*installed, *extra])
+    rivals = rival_providers(chosen, providers)
+    return Target(config, settings, chosen, contested, problems, broken, rivals)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from opgraph import Attr, ErrorInput, OpArgumentError, OpSpec
+from opgraph import Attr, ErrorInput, OpArgumentError, OpSpec, attrs
 
 SQRT_2 = math.sqrt(2.0)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -50,12 +50,6 @@ def _erf_backward(ctx, gy):
 
 # --- gelu ---
 APPROXIMATIONS = ("none", "tanh")
-
-
-def _approximate(value):
-    if value not in APPROXIMATIONS:
-        raise ValueError(f"expected one of {', '.join(map(repr, APPROXIMATIONS))}")
-    return value
 
 
 def _gelu_forward(x, approximate):
@@ -120,8 +114,7 @@ SPECS = [
             Attr(
                 "approximate",
                 "none",
-                _approximate,
-                examples=lambda shapes: APPROXIMATIONS,
+                attrs.Choice(APPROXIMATIONS),
                 doc="'none': x * Phi(x) exactly; 'tanh': the tanh approximation",
             ),
         ),

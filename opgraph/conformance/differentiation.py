@@ -1,0 +1,334 @@
+"""Numerical differentiation checks: first-order gradients (``grad_value``) and second-order
+ones through ``create_graph=True`` (``grad_of_grad``), both against central differences in
+float64 (`opgraph.conformance.numeric`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from opgraph.conformance import numeric
+from opgraph.conformance.case import CaseRun, Outcome, alive_outputs, is_float, skip
+from opgraph.conformance.structural import backward_ready
+from opgraph.contract import Tolerance
+from opgraph.engine import Variable, no_grad
+
+PROJECTIONS = 2
+"""Random projections per differentiable input in ``grad_value`` and ``grad_of_grad``."""
+
+
+def _float_case(run: CaseRun) -> Outcome | None:
+    if np.dtype(run.case.dtype).kind != "f":
+        return skip(f"{run.case.dtype} sample: gradients are only compared on float samples")
+    if not run.differentiable_inputs():
+        return skip("no differentiable float Variable input")
+    return None
+
+
+def _nonfinite(outputs: Sequence[np.ndarray]) -> Outcome | None:
+    for m, y in enumerate(outputs):
+        if is_float(y) and not np.isfinite(y).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(y))[0])
+            return Outcome(
+                "fail",
+                f"forward produced {y[where]} at output {m} index {where} although every input "
+                "lies in the declared domain (narrow the Domain or fix the forward)",
+                {"where": str(where)},
+            )
+    return None
+
+
+def _tolerance_dtype(run: CaseRun, outputs: Sequence[np.ndarray]) -> str:
+    """The narrowest float dtype among the sample and the float64 evaluation's outputs."""
+    floats = [np.dtype(run.case.dtype)] + [y.dtype for y in outputs if is_float(y)]
+    return str(min(floats, key=lambda d: d.itemsize))
+
+
+class _Gradients:
+    """Analytic (through the op's backward) and numerical (central differences in float64)
+    derivatives of one sample, with the step and tolerance that go with them."""
+
+    def __init__(self, run: CaseRun) -> None:
+        self.run = run
+        result = run.call(run.wrap(run.case.inputs()))
+        self.outputs = [y.data for y in result]
+        self.alive = alive_outputs(run.case, result)  # keeps ctx alive
+        del result
+        self.node = next(y.creator for y in self.alive if y is not None)
+        self.f = run.numeric_function()
+        self.x64 = run.inputs64()
+        self.evaluated = self.f(self.x64)
+        self.eps = numeric.step_for(self.evaluated)
+        self.tol = run.tolerance(_tolerance_dtype(run, self.evaluated))
+
+    def vjp(self, cotangents: list[np.ndarray]) -> list[np.ndarray]:
+        """Cotangents (float64) in, raw gradients as float64 arrays (zeros for None) out."""
+        gys = [Variable(c.astype(y.dtype)) for c, y in zip(cotangents, self.outputs, strict=True)]
+        with no_grad():
+            grads = self.run.op.backward(self.node, *gys)
+        grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+        return [
+            np.zeros(x.shape) if g is None else g.data.astype(np.float64)
+            for g, x in zip(grads, self.node.inputs, strict=True)
+        ]
+
+    def cotangents(self, rng: np.random.Generator) -> list[np.ndarray]:
+        """Random float64 cotangents; zero for unused outputs."""
+        return [
+            np.zeros(y.shape) if m in self.run.case.dropped else rng.standard_normal(y.shape)
+            for m, y in enumerate(self.outputs)
+        ]
+
+    def jacobian_mismatch(self, k: int) -> Outcome | None:
+        """Compare the full Jacobian of input ``k`` element by element (None when it matches,
+        or when it is too large to build outside ``full_jacobian`` mode)."""
+        x = self.x64[k]
+        kept = [m for m in range(len(self.outputs)) if m not in self.run.case.dropped]
+        n_out = sum(self.outputs[m].size for m in kept)
+        if n_out * x.size > numeric.JACOBIAN_LIMIT and not self.run.settings.full_jacobian:
+            return None
+        shapes = [self.outputs[m].shape for m in kept]
+
+        def vjp_kept(cotangents: list[np.ndarray]) -> np.ndarray:
+            full = [np.zeros(y.shape) for y in self.outputs]
+            for m, c in zip(kept, cotangents, strict=True):
+                full[m] = c
+            return self.vjp(full)[k].ravel()
+
+        def f_kept(arrays: list[np.ndarray]) -> tuple[np.ndarray, ...]:
+            outputs = self.f(arrays)
+            return tuple(outputs[m] for m in kept)
+
+        analytic = numeric.analytic_jacobian(vjp_kept, shapes, x.size)
+        numerical = numeric.numerical_jacobian(f_kept, self.x64, k, self.eps)
+        worst = numeric.worst_element(analytic, numerical, self.tol)
+        if worst is None or worst.ok:
+            return None
+        out_at = _output_location(shapes, worst.where[0], kept)
+        in_at = [int(i) for i in np.unravel_index(worst.where[1], x.shape)]
+        return Outcome(
+            "fail",
+            f"gradient of input {k} is wrong: d output{out_at} / d input {k}{in_at}: analytic "
+            f"{worst.analytic:.6g}, numerical {worst.numerical:.6g}",
+            {
+                "max_abs_err": worst.abs_err,
+                "max_rel_err": worst.rel_err,
+                "where": f"output{out_at}, input {k}{in_at}",
+                "expected": worst.numerical,
+                "observed": worst.analytic,
+            },
+            self.tol,
+        )
+
+
+def _output_location(shapes: Sequence[tuple[int, ...]], row: int, kept: list[int]) -> str:
+    for m, shape in zip(kept, shapes, strict=True):
+        size = int(np.prod(shape))
+        if row < size:
+            index = [int(i) for i in np.unravel_index(row, shape)]
+            return f" {m} {index}" if len(shapes) > 1 or m else f"{index}"
+        row -= size
+    return str(row)
+
+
+def _grad_value_ready(run: CaseRun) -> Outcome | None:
+    if (not_ready := backward_ready(run) or _float_case(run)) is not None:
+        return not_ready
+    return _nonfinite(run.probe.outputs)
+
+
+def check_grad_value(run: CaseRun) -> Outcome:
+    if (not_ready := _grad_value_ready(run)) is not None:
+        return not_ready
+    grads = _Gradients(run)
+    inputs = run.differentiable_inputs()
+    if run.settings.full_jacobian:
+        mismatches = (grads.jacobian_mismatch(k) for k in inputs)
+        return next((m for m in mismatches if m is not None), Outcome("pass", tolerance=grads.tol))
+    rng = run.rng("grad_value")
+    for _ in range(PROJECTIONS):
+        vs = grads.cotangents(rng)
+        analytic = grads.vjp(vs)
+        noise = numeric.rounding_noise(grads.evaluated, vs, grads.eps)
+        for k in inputs:
+            u = rng.standard_normal(grads.x64[k].shape)
+            numerical = numeric.project(
+                numeric.directional(grads.f, grads.x64, k, u, grads.eps), vs
+            )
+            along_u = float(np.sum(analytic[k] * u))
+            scale = float(np.sum(np.abs(analytic[k] * u)))
+            if not numeric.close(along_u, numerical, scale, grads.tol, noise):
+                explained = grads.jacobian_mismatch(k)
+                return explained or _projection_failure(k, along_u, numerical, grads.tol)
+    return Outcome("pass", tolerance=grads.tol)
+
+
+def _projection_failure(k: int, analytic: float, numerical: float, tol: Tolerance) -> Outcome:
+    err = abs(analytic - numerical)
+    return Outcome(
+        "fail",
+        f"gradient of input {k} disagrees with central differences along a random projection "
+        f"v^T J u: analytic {analytic:.6g}, numerical {numerical:.6g}",
+        {"max_abs_err": err, "max_rel_err": err / abs(numerical) if numerical else None},
+        tol,
+    )
+
+
+def _second_order_ready(run: CaseRun) -> Outcome | None:
+    if not run.spec.backward_differentiable:
+        return skip("the op declares backward_differentiable=False")
+    if (not_ready := backward_ready(run) or _float_case(run)) is not None:
+        return not_ready
+    if run.case.dtype != "float64" and "float64" in run.spec.dtypes:
+        return skip("second order is computed in float64: checked on the float64 samples")
+    return None
+
+
+def check_grad_of_grad(run: CaseRun) -> Outcome:
+    """One projection along a random direction of every input and every output gradient at
+    once (two evaluations); on a mismatch each alone, to name the wrong one."""
+    if (not_ready := _second_order_ready(run)) is not None:
+        return not_ready
+    rng = run.rng("grad_of_grad")
+    second = _SecondOrder(run, run.differentiable_inputs(), rng)
+    tol = run.tolerance(_tolerance_dtype(run, second.outputs))
+    hessian = second.analytic()
+    directions = {p: rng.standard_normal(second.point[p].shape) for p in second.params}
+    if second.matches(hessian, directions, tol):
+        return Outcome("pass", tolerance=tol)
+    for p in second.params:
+        if not second.matches(hessian, {p: directions[p]}, tol):
+            return _second_order_failure(second.name(p), second.last, hessian[p] is None, tol)
+    return _second_order_failure(
+        "the inputs and output gradients (jointly)", second.last, False, tol
+    )
+
+
+def _second_order_failure(
+    which: str, values: tuple[float, float], unreached: bool, tol: Tolerance
+) -> Outcome:
+    analytic, numerical = values
+    hint = (
+        " (no second-order gradient reached it: build the backward from opgraph ops on the "
+        "Variables it gets, never from .data, or declare backward_differentiable=False)"
+        if unreached
+        else ""
+    )
+    return Outcome(
+        "fail",
+        f"second-order gradient of {which} through create_graph=True disagrees with central "
+        f"differences of the first-order gradient: analytic {analytic:.6g}, numerical "
+        f"{numerical:.6g}{hint}",
+        {"max_abs_err": abs(analytic - numerical)},
+        tol,
+    )
+
+
+class _SecondOrder:
+    """``s(x, v) = sum_k <w_k, grad_k <v, op(x)>>``: the first-order gradient (through the
+    engine with create_graph) projected to a scalar. Its gradient with respect to the inputs is
+    the second order; with respect to the output gradients ``v`` it is the forward derivative,
+    which a backward built from raw ``gy.data`` gets wrong even for linear ops.
+
+    Parameters are indexed as the inputs (0..n-1), then the float outputs' cotangents."""
+
+    def __init__(self, run: CaseRun, inputs: list[int], rng: np.random.Generator) -> None:
+        self.run, self.inputs = run, inputs
+        x64 = run.inputs64()
+        self.outputs = outputs = run.numeric_function()(x64)
+        self.eps = numeric.step_for(outputs)
+        self.n = len(x64)
+        self.cotangent_of = {
+            self.n + m: m
+            for m, y in enumerate(outputs)
+            if is_float(y) and m not in run.case.dropped
+        }
+        vs = [rng.standard_normal(y.shape) for y in outputs]
+        self.point = [*x64, *vs]
+        self.params = [*inputs, *self.cotangent_of]
+        self.ws = {k: rng.standard_normal(x64[k].shape) for k in inputs}
+        self.last = (0.0, 0.0)
+
+    def name(self, p: int) -> str:
+        return f"input {p}" if p < self.n else f"output gradient {self.cotangent_of[p]}"
+
+    def evaluate(self, point: list[np.ndarray]) -> tuple[Any, list]:
+        """``s`` through the engine with create_graph (its graph), and the Variables of the
+        parameters."""
+        arrays, vs = point[: self.n], point[self.n :]
+        xs = self.run.wrap([a.copy() for a in arrays])  # a mutating forward must not move it
+        kept = alive_outputs(self.run.case, self.run.call(xs))
+        gys: list[Any] = []
+        total = None
+        for m, (y, v) in enumerate(zip(kept, vs, strict=True)):
+            gy = Variable(v.astype(y.data.dtype)) if self.n + m in self.cotangent_of else None
+            gys.append(gy)
+            if gy is not None:
+                term = (y * gy).sum()
+                total = term if total is None else total + term
+        total.backward(create_graph=True)
+        s: Any = 0.0
+        for k in self.inputs:
+            g = xs[k].grad
+            if g is not None:
+                s = s + (g * Variable(self.ws[k].astype(g.dtype))).sum()
+        return s, [*xs, *gys]
+
+    def analytic(self) -> dict[int, np.ndarray | None]:
+        """ds/dp for every parameter, by differentiating the recorded first-order gradient
+        (None: no second-order gradient reached it)."""
+        s, variables = self.evaluate(self.point)
+        for v in variables:
+            if isinstance(v, Variable):
+                v.cleargrad()
+        if isinstance(s, Variable):
+            s.backward()
+        return {
+            p: None if variables[p].grad is None else variables[p].grad.data for p in self.params
+        }
+
+    def value(self, point: list[np.ndarray]) -> float:
+        """``s`` at ``point`` by one forward and one direct backward call: what the engine's
+        backward pass computes for a one-op graph, without its bookkeeping (central
+        differences need two of these per direction)."""
+        arrays, vs = point[: self.n], point[self.n :]
+        outputs = self.run.call(self.run.wrap([a.copy() for a in arrays]))
+        kept = alive_outputs(self.run.case, outputs)
+        del outputs
+        gys = [
+            Variable(v.astype(y.dtype) if self.n + m in self.cotangent_of else np.zeros_like(y))
+            for m, (y, v) in enumerate(zip(self.outputs, vs, strict=True))
+        ]
+        node = next(y.creator for y in kept if y is not None)
+        with no_grad():
+            grads = self.run.op.backward(node, *gys)
+        grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
+        return float(
+            sum(np.sum(grads[k].data * self.ws[k]) for k in self.inputs if grads[k] is not None)
+        )
+
+    def matches(
+        self,
+        hessian: dict[int, np.ndarray | None],
+        directions: dict[int, np.ndarray],
+        tol: Tolerance,
+    ) -> bool:
+        """Whether the analytic derivative of ``s`` along ``directions`` matches central
+        differences."""
+        plus = [
+            p + self.eps * directions[i] if i in directions else p for i, p in enumerate(self.point)
+        ]
+        minus = [
+            p - self.eps * directions[i] if i in directions else p for i, p in enumerate(self.point)
+        ]
+        numerical = (self.value(plus) - self.value(minus)) / (2 * self.eps)
+        terms = [
+            np.zeros(1) if hessian[p] is None else hessian[p].astype(np.float64) * u
+            for p, u in directions.items()
+        ]
+        analytic = float(sum(np.sum(t) for t in terms))
+        scale = float(sum(np.sum(np.abs(t)) for t in terms))
+        self.last = (analytic, numerical)
+        return numeric.close(analytic, numerical, scale, tol)
