@@ -64,8 +64,9 @@ _VARIANT_STREAM = 2**31 - 2
 """Keeps the random values of constant-input variants apart from those of the samples."""
 _DERIVED_BAD = 8
 """Bad-input samples derived from the shape rule per op (the declared error inputs come on top)."""
-_DERIVED_BAD_SOURCES = 8
-"""How many of the first valid samples bad shapes are derived from."""
+DERIVED_SOURCES = 8
+"""How many of the first valid samples wrong shapes (and invalid attribute values) are derived
+from, for bad inputs and for the shape rule's own probe."""
 _BAD_ATTRS_PER_TYPE = 3
 """Rejected values per typed attribute (`opgraph.attrs.AttrType.invalid`)."""
 _VARIANT_SOURCES = 1
@@ -469,7 +470,7 @@ def _rejected_reshapes(spec: OpSpec, cases: list[Case]) -> Iterator[tuple[Case, 
     """(case, k, shape): input ``k`` of a valid case reshaped to a wrong shape the rule
     rejects, every input and every such shape, repeats skipped."""
     seen: set[tuple] = set()
-    for case in cases[:_DERIVED_BAD_SOURCES]:
+    for case in cases[:DERIVED_SOURCES]:
         shapes = tuple(v.shape for v in case.values)
         for k, shape in enumerate(shapes):
             for changed in wrong_shapes(shape):
@@ -493,7 +494,7 @@ def _rejected_attrs(spec: OpSpec, cases: list[Case]) -> Iterator[tuple[Case, str
     raise a ValueError when the type is ``strict``, and is dropped otherwise."""
     if not cases:
         return
-    case = max(cases[:_DERIVED_BAD_SOURCES], key=lambda c: sum(v.ndim for v in c.values))
+    case = max(cases[:DERIVED_SOURCES], key=lambda c: sum(v.ndim for v in c.values))
     shapes = tuple(v.shape for v in case.values)
     for attr in spec.attrs:
         if not isinstance(attr.check, AttrType):

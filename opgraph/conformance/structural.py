@@ -20,6 +20,7 @@ from opgraph.conformance.case import (
     skip,
 )
 from opgraph.conformance.samples import (
+    DERIVED_SOURCES,
     BadCase,
     random_values,
     reshaped,
@@ -31,9 +32,6 @@ from opgraph.engine import Variable, no_grad
 from opgraph.errors import ShapeError
 from opgraph.op import Op
 from opgraph.shapes import fmt_shapes
-
-_DERIVED_SOURCES = 8
-"""The first samples whose shapes ``shape_rule`` derives wrong shapes from."""
 
 
 def one_or_all(items: list) -> Any:
@@ -80,7 +78,7 @@ def check_shape_rule(run: CaseRun) -> Outcome:
 def _derived_shape_problem(run: CaseRun) -> Outcome | None:
     """The rule on wrong shapes derived from the sample must answer or raise ShapeError; a
     multi-input op's forward must take what the rule accepts, with the rule's shapes."""
-    if run.case.index >= _DERIVED_SOURCES:
+    if run.case.index >= DERIVED_SOURCES:
         return None
     shapes = tuple(v.shape for v in run.case.values)
     probe_forward = len(shapes) > 1
