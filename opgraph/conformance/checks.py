@@ -106,7 +106,7 @@ _ALL = (
         "aliasing",
         "structural:check_aliasing",
         "no output or gradient is writeable memory of an input, an output gradient or another "
-        "gradient (`np.shares_memory`)",
+        "output or gradient (`np.shares_memory`)",
     ),
     Check(
         "determinism",

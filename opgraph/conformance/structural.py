@@ -288,14 +288,14 @@ def _shares_writeable(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def check_aliasing(run: CaseRun) -> Outcome:
-    """No output and no gradient may be writeable memory of an input or an output gradient
-    (nor may two gradients share it): the caller's next in-place update (``p.data -= ...``,
+    """No output and no gradient may be writeable memory of an input, an output gradient, or
+    another output or gradient: the caller's next in-place update (``p.data -= ...``,
     ``x.grad.data *= ...``) would silently change the other array too."""
     probe = run.probe
     if probe.forward_error is not None:
         return skip("forward raised (see shape_rule)")
     handed_out = [("output", m, y) for m, y in enumerate(probe.outputs)]
-    theirs = [("input", k, a) for k, a in enumerate(probe.inputs)]
+    theirs = [("input", k, a) for k, a in enumerate(probe.inputs)] + handed_out
     if probe.grads is not None:
         grads = [("gradient", k, g.data) for k, g in enumerate(probe.grads) if g is not None]
         handed_out += grads
