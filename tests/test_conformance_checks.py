@@ -128,6 +128,25 @@ def test_variants_with_constant_inputs_numbers_and_unused_outputs():
     numbered = next(c for c in cases if c.numbers)
     assert numbered.values[numbered.constants[0]].ndim == 0
     assert "a constant number" in numbered.describe()
+    from opgraph import Sample
+
+    def samples(rng, dtype):
+        yield Sample((np.ones((3, 4), dtype), np.ones(4, dtype)))
+
+    custom = OpSpec(
+        "shift",
+        np.add,
+        lambda x, b: broadcast("shift", x, b),
+        None,
+        inputs=("x", "b"),
+        nondiff=("x", "b"),
+        kind="custom",
+        sample_inputs=samples,
+        dtypes=("float64",),
+    )
+    shifted = [c for c in generate_cases(custom, 0) if c.numbers]
+    assert {c.constants for c in shifted} == {(0,), (1,)}  # cut to one value: the rule takes it
+    assert all(c.values[c.constants[0]].ndim == 0 for c in shifted)
     two = OpSpec("two", lambda x: (x, 2 * x), lambda x: (x, x), None, nondiff=("x",), n_outputs=2)
     dropped = [c for c in generate_cases(two, 0) if c.dropped]
     assert {c.dropped for c in dropped} == {(0,), (1,)}

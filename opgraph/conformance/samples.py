@@ -416,8 +416,8 @@ def _variant_sources(pool: list[Case]) -> list[Case]:
 
 def _variants(spec: OpSpec, sources: list[Case], pool: list[Case]) -> Iterator[Case]:
     """Each input in turn a constant array, all inputs but one constant (from ``sources``),
-    each 0-d input in turn a Python number (from the first case of ``pool`` that has one), and
-    each output of a multi-output op in turn unused."""
+    each input in turn a Python number (`_number_variant`), and each output of a multi-output
+    op in turn unused."""
     n = len(pool[0].values) if pool else 0
     for case in sources:
         n = len(case.values)
@@ -430,9 +430,27 @@ def _variants(spec: OpSpec, sources: list[Case], pool: list[Case]) -> Iterator[C
         for m in range(spec.n_outputs if spec.n_outputs > 1 else 0):
             yield replace(case, dropped=(m,))
     for k in range(n if n > 1 else 0):
-        scalar = next((c for c in pool if len(c.values) > k and c.values[k].ndim == 0), None)
-        if scalar is not None:
-            yield replace(scalar, constants=(k,), numbers=True)
+        variant = _number_variant(spec, k, pool)
+        if variant is not None:
+            yield variant
+
+
+def _number_variant(spec: OpSpec, k: int, pool: list[Case]) -> Case | None:
+    """Input ``k`` as a Python number: from the first case of ``pool`` where it is 0-d, else
+    the first case's input ``k`` cut to its first value, when the shape rule takes a 0-d
+    input there (as for a scale factor); None when neither exists."""
+    for case in pool:
+        if len(case.values) > k and case.values[k].ndim == 0:
+            return replace(case, constants=(k,), numbers=True)
+    full = [c for c in pool if len(c.values) > k and c.values[k].size]
+    if not full:
+        return None
+    case = full[0]
+    values = (*case.values[:k], case.values[k].reshape(-1)[:1].reshape(()), *case.values[k + 1 :])
+    if isinstance(rule_verdict(spec, [v.shape for v in values], case.attrs), Exception):
+        return None
+    layouts = (*case.layouts[:k], "contiguous", *case.layouts[k + 1 :])
+    return replace(case, values=values, layouts=layouts, constants=(k,), numbers=True)
 
 
 def _from_sample(index: int, dtype: str, sample: Sample) -> Case:
