@@ -260,8 +260,25 @@ def _rule_accepts(spec: OpSpec, shapes: Iterable[Shape], attrs: Mapping[str, Any
     return not isinstance(rule_verdict(spec, shapes, attrs), ShapeError)
 
 
-def _typed_values(attr: Attr, shapes: tuple[Shape, ...]) -> list[Any]:
-    return attr.check.valid(shapes) if isinstance(attr.check, AttrType) else []
+def _typed_values(attr: Attr, shapes: tuple[Shape, ...], examples: list[Any]) -> list[Any]:
+    """What the attribute's type generates, and a repeated position added to each integer
+    index array among the examples: a gradient must accumulate repeats, which examples
+    written without one never show."""
+    found = attr.check.valid(shapes) if isinstance(attr.check, AttrType) else []
+    for example in examples:
+        if _distinct_positions(example):
+            found.append(np.concatenate([example, example[:1]]))
+    return found
+
+
+def _distinct_positions(value: Any) -> bool:
+    return (
+        isinstance(value, np.ndarray)
+        and value.dtype.kind in "iu"
+        and value.ndim == 1
+        and value.size > 0
+        and len(set(value.tolist())) == value.size
+    )
 
 
 def _attr_grid(
@@ -278,7 +295,7 @@ def _attr_grid(
             continue
         values = [] if attr.default is REQUIRED else [(attr.default, False)]
         generated = list(attr.examples(shapes)) if attr.examples is not None else []
-        typed = _typed_values(attr, shapes)
+        typed = _typed_values(attr, shapes, generated)
         for v, by_type in [*((v, False) for v in generated), *((v, True) for v in typed)]:
             if not any(_same(v, w) for w, _ in values):
                 values.append((v, by_type))

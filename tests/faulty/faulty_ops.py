@@ -218,6 +218,25 @@ def _prepend_only(ctx, gy):
     return ctx.ops.sum(gy, lead) if lead else gy * 1.0
 
 
+def _take_rule(x, indices):
+    if not x or np.asarray(indices).ndim != 1:
+        raise ShapeError(f"faulty_take: indices {indices!r} do not fit shape {tuple(x)}")
+    return (len(indices), *x[1:])
+
+
+def _take_backward(ctx, gy):
+    (x,) = ctx.inputs
+    gx = np.zeros(x.shape, gy.dtype)
+    gx[ctx.attrs["indices"]] = gy.data  # a repeated position keeps one gradient, not the sum
+    return Variable(gx)
+
+
+def _all_positions(shapes):
+    """Examples written without a repeat: every position once."""
+    (x,) = shapes
+    return [np.arange(x[0])] if x and x[0] else []
+
+
 def _roll(x, axis):
     return np.roll(x, 1, axis % x.ndim) if x.ndim else x * 1.0  # wraps any axis silently
 
@@ -289,6 +308,15 @@ SPECS = [
         kind="shape",
     ),
     OpSpec(
+        "faulty_take",
+        lambda x, indices: x[indices],
+        _take_rule,
+        _take_backward,
+        attrs=(Attr("indices", examples=_all_positions),),
+        backward_differentiable=False,
+        kind="shape",
+    ),
+    OpSpec(
         "faulty_unchecked_axis",
         _roll,
         lambda x, axis: x,
@@ -327,6 +355,7 @@ DEFECTS = {
     "faulty_zero_division": "grad_value",
     "faulty_uninverted": "grad_shape",
     "faulty_prepend_only": "grad_shape",
+    "faulty_take": "grad_value",
     "faulty_unchecked_axis": "bad_input",
 }
 """Each faulty op and the only check that may fail (or error) for it."""
