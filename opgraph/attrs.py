@@ -65,7 +65,11 @@ def number(value: Any) -> int | float:
     whereas a numpy scalar such as np.float64 would upcast a float32 input."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"expected a real number, got {type(value).__name__}")
-    return int(value) if isinstance(value, numbers.Integral) else float(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if math.isnan(value):
+        raise ValueError("expected a number, got NaN (it compares false with everything)")
+    return float(value)
 
 
 def dtype(value: Any) -> np.dtype:
@@ -355,7 +359,7 @@ class FloatRange(AttrType):
 
     def __call__(self, value: Any) -> float:
         v = float(number(value))
-        if math.isnan(v) or not self._inside(v):
+        if not self._inside(v):
             low = "(" if "low" in self.open else "["
             high = ")" if "high" in self.open else "]"
             raise ValueError(f"expected a number in {low}{self.low}, {self.high}{high}, got {v}")

@@ -70,11 +70,18 @@ def spread(ctx, gy):
     backward of sum, and the first step of every other reduction's backward)."""
     (x,) = ctx.inputs
     kept = reduce_shape(ctx.op.name, x.shape, ctx.attrs["axis"], keepdims=True)
-    return ctx.ops.broadcast_to(ctx.ops.reshape(gy, kept), x.shape)
+    if gy.shape != kept and gy.ndim:  # a 0-d or kept-dims gradient broadcasts as it is
+        gy = ctx.ops.reshape(gy, kept)
+    g = ctx.ops.broadcast_to(gy, x.shape)
+    return g if g.dtype == x.dtype else ctx.ops.astype(g, x.dtype)  # int8 summed as int64
 
 
 def _sum_forward(x, axis, keepdims):
-    return np.add.reduce(x, axis=axis, keepdims=keepdims, dtype=x.dtype)  # np.sum adds ~2 us
+    # numpy's accumulator: small integers (bool, int8 ... int32) sum as int64, never overflow
+    # at 127; floats keep their dtype. (np.add.reduce: np.sum adds ~2 us of dispatch.)
+    return np.add.reduce(
+        x, axis=axis, keepdims=keepdims, dtype=x.dtype if x.dtype.kind in "fc" else None
+    )
 
 
 # --- broadcast_to / sum_to ---

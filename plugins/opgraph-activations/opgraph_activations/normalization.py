@@ -18,7 +18,12 @@ from opgraph import Attr, ErrorInput, OpSpec, Sample, ShapeError, attrs
 from opgraph.shapes import fmt_shapes
 
 PLUGIN = "opgraph-activations"
-EPS = Attr("eps", 1e-5, lambda v: float(attrs.number(v)), doc="added to the variance")
+EPS = Attr(
+    "eps",
+    1e-5,
+    attrs.FloatRange(0.0, math.inf, open=("low", "high")),
+    doc="added to the variance: a finite number > 0 (0 or less divides by zero or goes negative)",
+)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,12 @@ class Normalization:
             raise ShapeError(
                 f"{self.op} ({PLUGIN}): input shapes {fmt_shapes(shapes)}: gamma and beta "
                 f"must have shape ({channels},), the length of axis {self.param_axis} of x"
+            )
+        if any(x[a] == 0 for a in self.stat_axes(len(x))):
+            raise ShapeError(
+                f"{self.op} ({PLUGIN}): input shapes {fmt_shapes(shapes)}: the axes it "
+                f"normalises over ({', '.join(map(str, self.stat_axes(len(x))))}) are empty, "
+                "so there is no mean or variance"
             )
         return tuple(x)
 

@@ -58,7 +58,6 @@ def _im2col_rule(x, kernel_size, stride, pad, to_matrix):
 
 
 def _im2col_forward(x, kernel_size, stride, pad, to_matrix):
-    _im2col_rule(x.shape, kernel_size, stride, pad, to_matrix)
     return im2col_array(x, Window(kernel_size, stride, pad), to_matrix)
 
 
@@ -90,14 +89,6 @@ def _col2im_rule(col, *, input_shape, kernel_size, stride, pad, to_matrix):
 
 def _col2im_forward(col, *, input_shape, kernel_size, stride, pad, to_matrix):
     window = Window(kernel_size, stride, pad)
-    _col2im_rule(
-        col.shape,
-        input_shape=input_shape,
-        kernel_size=kernel_size,
-        stride=stride,
-        pad=pad,
-        to_matrix=to_matrix,
-    )
     return col2im_array(col, input_shape, window, to_matrix)
 
 
