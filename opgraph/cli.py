@@ -111,9 +111,10 @@ def _print_conflicts(opset: OpSet) -> None:
 def cmd_list(args: argparse.Namespace) -> int:
     from opgraph import opsets
 
-    config = opsets.config_for(args.config)
-    opset = opsets.build(config)
-    records = opsets.plugin_records(config)
+    with contextlib.redirect_stdout(sys.stderr):  # what plugins print is not the listing
+        config = opsets.config_for(args.config)
+        opset = opsets.build(config)
+        records = opsets.plugin_records(config)
     ops = list(opset)
     aliases = aliases_of(opset)
     rows = [describe(op, aliases.get(op.name, ())) for op in ops]
@@ -162,10 +163,11 @@ def plugin_row(record: PluginRecord) -> dict:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from opgraph import opsets
 
-    config = opsets.config_for(args.config)
-    selection = opsets.selection(config)
-    records = opsets.plugin_records(config)
-    opset = opsets.build(config)
+    with contextlib.redirect_stdout(sys.stderr):  # what plugins print is not the table
+        config = opsets.config_for(args.config)
+        selection = opsets.selection(config)
+        records = opsets.plugin_records(config)
+        opset = opsets.build(config)
     rows = [plugin_row(r) for r in records]
     if args.json:
         document = {"plugins": rows, "conflicts": conflict_rows(opset), "strict": selection.strict}

@@ -70,6 +70,7 @@ SCHEMA = Record(
                 "checks": ListOf(Str()),
                 "max_samples": Int(minimum=1),
                 "full_jacobian": Bool(),
+                "timeout": PositiveNumber(),
                 "tolerances": MapOf(MapOf(TOLERANCE, key="<dtype>"), key="<op>"),
                 "expected_failures": ListOf(EXPECTED_FAILURE),
             }

@@ -4,6 +4,9 @@ catch by meaning and every layer agrees on what a failure is."""
 from __future__ import annotations
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_PLUGIN = 0, 1, 2, 3
+EXIT_INTERRUPTED = 130
+"""Ctrl-C ended ``opgraph check``: the reports written hold the results so far, marked
+incomplete (128 + SIGINT, as shells report it)."""
 """0 ok; 1 a check failed; 2 usage or config error (`ConfigError`); 3 plugin error
 (`PluginError`: a broken plugin or a conflict in strict mode, a missing requirement, or a
 plugin under test that fails to load)."""

@@ -15,15 +15,25 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from opgraph.conformance.settings import CHECKS
-from opgraph.errors import EXIT_FAILED, EXIT_OK, EXIT_PLUGIN, EXIT_USAGE, ConfigError
+from opgraph.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PLUGIN,
+    EXIT_USAGE,
+    ConfigError,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -50,7 +60,15 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--junit", metavar="FILE", help="write a JUnit XML report to FILE (- for stdout)"
     )
-    p.add_argument("--seed", type=int, help="sample seed (default: the config's, else 0)")
+    p.add_argument(
+        "--seed", type=_seed, help="sample seed, an integer >= 0 (default: the config's, else 0)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=_seconds,
+        metavar="SECONDS",
+        help="time limit of one op's checks; an op over it gets an error and the run goes on",
+    )
     p.add_argument(
         "--full-jacobian",
         action="store_true",
@@ -134,25 +152,117 @@ def _debugger(progress: Progress) -> Any:
     return on_results
 
 
+def _seed(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text}: a seed is an integer >= 0")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds > 0")
+    return value
+
+
+def report_path_problem(path: str) -> str | None:
+    """Why a report cannot be written at ``path`` (checked before the run, so a typo costs
+    no run), or None. ``-`` is stdout."""
+    return None if path == "-" else next(_path_problems(path), None)
+
+
+def _path_problems(path: str) -> Iterator[str]:
+    if not path.strip():
+        yield "an empty path"
+        return
+    target = Path(path)
+    parent = target.parent
+    if len(os.fsencode(target.name)) > _longest_name(parent):
+        yield f"the file name is longer than {_longest_name(parent)} bytes"
+    elif target.is_dir():
+        yield f"{path} is a directory"
+    elif not parent.exists():
+        yield f"the directory {parent} does not exist"
+    elif not parent.is_dir():
+        yield f"{parent} is not a directory"
+    elif target.exists() and not os.access(target, os.W_OK):
+        yield f"{path} is not writable"
+    elif not target.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        yield f"the directory {parent} is not writable"
+
+
+def _longest_name(directory: Path) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def write_report(path: str, write: Any) -> None:
+    """Write a report so that no reader ever sees half of one: into a temporary file beside
+    it, renamed over it when complete. A special file (a device, a pipe) is written as is."""
+    target = Path(path)
+    if target.exists() and not target.is_file():
+        with open(target, "w", encoding="utf-8") as stream:
+            write(stream)
+        return
+    fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            write(stream)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
 def _usage_error(message: str) -> int:
     print(f"opgraph check: error: {message}", file=sys.stderr)
     return EXIT_USAGE
 
 
+def _path_errors(paths: list[tuple[str, str | None]]) -> str | None:
+    """The first problem of the report paths (``--json``, ``--junit`` or the config's)."""
+    given = [(flag, p) for flag, p in paths if p is not None]
+    for flag, path in given:
+        if problem := report_path_problem(str(path)):
+            return f"{flag} {path}: {problem}"
+    real = [os.path.realpath(p) for _, p in given if str(p) != "-"]
+    if len(set(real)) < len(real):
+        return "the JSON and JUnit reports need different paths"
+    if [str(p) for _, p in given].count("-") > 1:
+        return "--json - and --junit - cannot both write to stdout"
+    return None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
-    from opgraph.conformance import report
-    from opgraph.conformance.runner import RunReport, run
     from opgraph.conformance.target import resolve_target
 
-    if args.json == "-" and args.junit == "-":
-        return _usage_error("--json - and --junit - cannot both write to stdout")
+    if problem := _path_errors([("--json", args.json), ("--junit", args.junit)]):
+        return _usage_error(problem)
     if args.maxfail is not None and args.maxfail < 1:
         return _usage_error(f"--maxfail {args.maxfail}: give a number >= 1")
-    try:
-        target = resolve_target(args.config, args.op, args.plugin, args.module or ())
-    except ConfigError as exc:
-        return _usage_error(str(exc))
-    settings = target.settings
+    with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report, not plugins
+        try:
+            target = resolve_target(args.config, args.op, args.plugin, args.module or ())
+        except ConfigError as exc:
+            return _usage_error(str(exc))
+    json_path = args.json or target.config.json
+    junit_path = args.junit or target.config.junit
+    if problem := _path_errors([("report.json", json_path), ("report.junit", junit_path)]):
+        return _usage_error(problem)
+    return _check(args, target, json_path, junit_path)
+
+
+def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: Any) -> int:
+    from opgraph.conformance import report
+    from opgraph.conformance.runner import run
+
     overrides: dict[str, Any] = {}
     if args.seed is not None:
         overrides["seed"] = args.seed
@@ -160,47 +270,52 @@ def cmd_check(args: argparse.Namespace) -> int:
         overrides["full_jacobian"] = True
     if args.check:
         overrides["checks"] = tuple(args.check)
-    settings = dataclasses.replace(settings, **overrides)
+    if args.timeout is not None:
+        overrides["timeout"] = args.timeout
+    settings = dataclasses.replace(target.settings, **overrides)
     progress = Progress(sys.stderr)
-    maxfail = 1 if args.exitfirst else args.maxfail
-    result = run(
-        target.ops,
-        settings,
-        sample=args.sample,
-        progress=progress,
-        contested=target.contested,
-        rivals=target.rivals,
-        maxfail=maxfail,
-        on_results=_debugger(progress) if args.pdb else None,
-    )
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run(
+            target.ops,
+            settings,
+            sample=args.sample,
+            progress=progress,
+            contested=target.contested,
+            rivals=target.rivals,
+            maxfail=1 if args.exitfirst else args.maxfail,
+            on_results=_debugger(progress) if args.pdb else None,
+        )
     progress.clear()
-    if args.sample is not None and not result.results:
+    if args.sample is not None and not result.results and not result.interrupted:
         return _usage_error(
             f"--sample {args.sample}: no selected op has that sample "
             "(take the number from a report's replay command)"
         )
-    result = RunReport(
-        [*target.problems, *result.results],
-        result.ops,
-        result.samples,
-        result.seconds,
-        result.seed,
-        result.unchecked,
-    )
+    result = dataclasses.replace(result, results=[*target.problems, *result.results])
     extra = _replay_options(args)
-    to_stdout = "-" in (args.json, args.junit)
+    to_stdout = "-" in (str(json_path), str(junit_path))
     out = sys.stderr if to_stdout else sys.stdout
     style = report.Style(colour=use_colour(out), verbose=args.verbose, tracebacks=args.tb)
     print(report.text(result, extra, style), file=out)
-    for path, render in (
-        (args.json or target.config.json, report.to_json),
-        (args.junit or target.config.junit, report.to_junit),
-    ):
-        if path == "-":
-            print(render(result, extra))
-        elif path:
-            Path(path).write_text(render(result, extra) + "\n")
-            print(f"wrote {path}", file=sys.stderr)
+    for path, render in ((json_path, report.to_json), (junit_path, report.to_junit)):
+        if path is None:
+            continue
+        document = render(result, extra) + "\n"
+        if str(path) == "-":
+            sys.stdout.write(document)
+            continue
+        try:
+            write_report(str(path), lambda stream, document=document: stream.write(document))
+        except OSError as exc:
+            return _usage_error(f"cannot write the report {path}: {exc.strerror or exc}")
+        print(f"wrote {path}", file=sys.stderr)
+    if result.interrupted:
+        print(
+            f"opgraph check: interrupted: {len(result.unchecked)} ops not checked; the "
+            "reports above are incomplete",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     if target.broken:
         names = ", ".join(r.name for r in target.broken)
         print(f"opgraph check: error: plugin under test failed to load: {names}", file=sys.stderr)

@@ -15,6 +15,7 @@ from typing import Any
 from opgraph import engine
 from opgraph.conformance.case import CaseRun, Outcome, describe_exception, skip
 from opgraph.conformance.checks import REGISTRY, Check
+from opgraph.conformance.guard import OpTimeout, ends_run, interrupts_watched, time_limit
 from opgraph.conformance.samples import generate_bad_cases, generate_cases
 from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure
 from opgraph.conformance.values import dtype_probes
@@ -66,7 +67,9 @@ class RunReport:
     seconds: float
     seed: int
     unchecked: list[str] = field(default_factory=list)
-    """Ops a ``maxfail`` stop left unchecked."""
+    """Ops a ``maxfail`` stop or an interrupt left unchecked."""
+    interrupted: bool = False
+    """A real Ctrl-C ended the run early: the report is incomplete."""
 
     @property
     def failed(self) -> bool:
@@ -185,7 +188,9 @@ def _outcome(op: Op, check: Check, item: Any, runs: dict[int, CaseRun]) -> Outco
         if check.scope == "sample":
             return runs[item.index].outcome(check.name)
         return check.function()(op, item)
-    except Exception as exc:
+    except BaseException as exc:  # SystemExit from plugin code too: a result, not the end
+        if ends_run(exc):
+            raise
         return Outcome("error", f"{check.name} crashed: {describe_exception(exc)}", error=exc)
 
 
@@ -196,8 +201,28 @@ def run_op(
     (replay); ``rivals`` are other plugins' providers of the op (``differential``). Everything
     runs with the op's own op set active, so operators and helpers the checks use are the ones
     that op set chose."""
-    with engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext():
-        results = list(_op_results(op, settings, sample, rivals))
+    results: list[Result] = []
+    where = ["setup", None]  # the check and sample being run, for a time-out's result
+    try:
+        with (
+            engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext(),
+            time_limit(settings.timeout),
+        ):
+            results.extend(_op_results(op, settings, sample, rivals, where))
+    except OpTimeout as exc:
+        check, index = where
+        results.append(
+            Result(
+                op.name,
+                op.provenance.plugin,
+                check if check in REGISTRY else selected_checks(settings)[0],
+                "error",
+                index,
+                "",
+                f"checking {op.name} {exc} (the --timeout / conformance.timeout limit); it "
+                f"was running {check} on sample {index}: the op's remaining checks did not run",
+            )
+        )
     return apply_expectations(results, settings, sample)
 
 
@@ -219,12 +244,18 @@ def contested_results(
 
 
 def _op_results(
-    op: Op, settings: ConformanceSettings, sample: int | None, rivals: Sequence[Op]
+    op: Op,
+    settings: ConformanceSettings,
+    sample: int | None,
+    rivals: Sequence[Op],
+    where: list,
 ) -> Iterator[Result]:
     checks = selected_checks(settings)
     try:
         samples = op_cases(op, settings)
-    except Exception as exc:
+    except BaseException as exc:
+        if ends_run(exc):
+            raise
         outcome = Outcome(
             "error",
             f"generating samples crashed: {describe_exception(exc)} (check the op's "
@@ -247,6 +278,7 @@ def _op_results(
         if check.scope == "sample" and index not in runs:
             runs.clear()  # one sample's shared work at a time
             runs[index] = CaseRun(op, item, settings, rivals)
+        where[:] = [name, index]
         outcome = _outcome(op, check, item, runs)
         if (check.scope, index) not in described:
             described[check.scope, index] = item.describe()
@@ -282,21 +314,28 @@ def run(
     start = time.perf_counter()
     results: list[Result] = contested_results(contested or {}, settings)
     samples = 0
-    for i, op in enumerate(ops):
-        if maxfail is not None and sum(r.failed for r in results) >= maxfail:
-            unchecked = [o.name for o in ops[i:]]
-            break
-        if progress is not None:
-            progress(op, i, len(ops))
-        op_results = run_op(op, settings, sample, (rivals or {}).get(op.name, ()))
-        samples += len(
-            {(REGISTRY[r.check].scope, r.sample) for r in op_results if r.sample is not None}
-        )
-        results.extend(op_results)
-        if on_results is not None:
-            on_results(op_results)
-    else:
-        unchecked = []
+    interrupted = False
+    unchecked: list[str] = []
+    with interrupts_watched():
+        for i, op in enumerate(ops):
+            if maxfail is not None and sum(r.failed for r in results) >= maxfail:
+                unchecked = [o.name for o in ops[i:]]
+                break
+            if progress is not None:
+                progress(op, i, len(ops))
+            try:
+                op_results = run_op(op, settings, sample, (rivals or {}).get(op.name, ()))
+            except KeyboardInterrupt:  # a real Ctrl-C: report what there is, marked as such
+                interrupted, unchecked = True, [o.name for o in ops[i:]]
+                break
+            samples += len(
+                {(REGISTRY[r.check].scope, r.sample) for r in op_results if r.sample is not None}
+            )
+            results.extend(op_results)
+            if on_results is not None:
+                on_results(op_results)
     checked = len(ops) - len(unchecked)
     seconds = time.perf_counter() - start
-    return RunReport(results, checked, samples, seconds, settings.seed, unchecked)
+    return RunReport(
+        results, checked, samples, seconds, settings.seed, unchecked, interrupted=interrupted
+    )

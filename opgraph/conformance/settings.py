@@ -46,6 +46,8 @@ class ConformanceSettings:
     tolerances: Mapping[str, Mapping[str, Tolerance]] = field(default_factory=dict)
     """Per-op, per-dtype tolerance overrides: op name -> dtype name -> Tolerance."""
     expected_failures: tuple[ExpectedFailure, ...] = ()
+    timeout: float | None = None
+    """Seconds one op's checks may take; then the op gets an ``error`` and the run goes on."""
 
 
 def settings_for(config: Config, op_names: Iterable[str]) -> ConformanceSettings:
@@ -82,6 +84,7 @@ def settings_for(config: Config, op_names: Iterable[str]) -> ConformanceSettings
         checks=None if checks is None else tuple(checks),
         max_samples=section.get("max_samples"),
         full_jacobian=section.get("full_jacobian", False),
+        timeout=section.get("timeout"),
         tolerances={
             op: {dtype: Tolerance(**t) for dtype, t in by_dtype.items()}
             for op, by_dtype in tolerances.items()
