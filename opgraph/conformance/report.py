@@ -40,13 +40,17 @@ class Style:
         return f"\x1b[{_COLOURS[colour]}m{text}\x1b[0m"
 
 
-_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_NEWLINE = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
-def printable(text: str) -> str:
-    """Text from a plugin (messages, exception text) with control characters escaped, so no
-    escape sequence reaches the terminal; newlines stay."""
-    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)
+def printable(text: str, keep_newlines: bool = False) -> str:
+    """Text from a plugin (sample notes, messages, exception text) as one printable line:
+    control characters and newlines escaped (``\\n``), so it can neither send an escape sequence
+    to the terminal nor forge a line of the report (a ``replay:`` line). ``keep_newlines``
+    for text that is multi-line by nature and shown indented (``--tb`` tracebacks)."""
+    pattern = _CONTROL_BUT_NEWLINE if keep_newlines else _CONTROL
+    return pattern.sub(lambda m: repr(m[0])[1:-1], text)
 
 
 def plural(n: int, word: str, many: str | None = None) -> str:
@@ -226,7 +230,8 @@ def _detail_lines(result: Result, tracebacks: bool) -> list[str]:
     if result.location is not None:
         lines.append(f"  at {printable(str(result.location))}")
     if tracebacks and result.error is not None:
-        lines.append(textwrap.indent(printable(format_traceback(result.error)), "    "))
+        text = printable(format_traceback(result.error), keep_newlines=True)
+        lines.append(textwrap.indent(text, "    "))
     if tol := _tolerance_text(result):
         lines.append(f"  tolerance: {tol}")
     return lines
