@@ -490,13 +490,15 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
                 pending[id(x)] = gx if prev is None else _add_grads(prev, gx)
 
 
-def unbroadcast(g: Variable, like: Variable) -> Variable:
+def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable:
     """Reduce gradient ``g`` to the shape and dtype of input ``like``.
 
     The one helper every broadcasting backward uses: `sum_to` over broadcast axes, then a cast
     if type promotion changed the dtype (``int_x * 2.5``). With nothing to do it returns a
     read-only view of ``g``, never ``g`` itself: a gradient that *is* the output gradient would
     let an in-place update of one (``x.grad.data *= 0.5``) silently change the other.
+    ``fresh=True`` says ``g`` was just computed by this backward (``gy * x1``), so it is
+    returned as it is.
     """
     state = _state.get(_default)
     out = g
@@ -504,7 +506,7 @@ def unbroadcast(g: Variable, like: Variable) -> Variable:
         out = state.ops.sum_to(out, like.data.shape)
     if out.data.dtype != like.data.dtype:
         out = state.ops.astype(out, like.data.dtype)
-    if out is not g:
+    if out is not g or fresh:
         return out
     if state.grad_enabled:  # a recorded backward (create_graph): the view stays in the graph
         return state.ops.reshape(g, g.data.shape)

@@ -360,6 +360,29 @@ class Op:
 
 
 _new_variable = Variable.__new__
+_numbers: dict[tuple, Variable] = {}
+_NUMBERS_KEPT = 256
+
+
+def _number_constant(value: Any, like: np.ndarray) -> Any:
+    """The constant Variable of a Python number next to a float array, as `as_inputs` would
+    make it (the array's dtype), shared and read-only; anything else is returned unchanged
+    for the general path."""
+    kind = type(value)
+    if (kind is not float and kind is not int) or like.dtype.kind not in "fc":
+        return value
+    key = (kind, value, like.dtype)
+    constant = _numbers.get(key)
+    if constant is None:
+        if len(_numbers) >= _NUMBERS_KEPT:  # bounded: a loop over many numbers
+            _numbers.clear()
+        try:
+            data = np.asarray(value, like.dtype)
+        except OverflowError:  # an int too large for the dtype: the general path says so
+            return value
+        data.flags.writeable = False
+        constant = _numbers[key] = _wrap(data)
+    return constant
 
 
 class PlainOp(Op):
@@ -386,12 +409,17 @@ class PlainOp(Op):
                 return Op.__call__(self, *args)  # raises, annotated as on the general path
         else:
             x, z = args
+            if type(z) is not Variable and type(x) is Variable:
+                z = _number_constant(z, x.data)  # x * 0.5: the common constant, cached
+            elif type(x) is not Variable and type(z) is Variable:
+                x = _number_constant(x, z.data)
             if (
                 type(x) is not Variable
                 or type(z) is not Variable
                 or (x.data.shape, z.data.shape) not in self._accepted
             ):
                 return Op.__call__(self, *args)
+            args = (x, z)
             needs = (x.requires_grad, z.requires_grad)
             try:
                 result = self.forward(x.data, z.data)

@@ -41,25 +41,25 @@ def _mul_backward(ctx, gy):
     x0, x1 = ctx.inputs
     need0, need1 = ctx.needs_input_grad  # constants (x * 2.0) get no gradient work
     return (
-        unbroadcast(gy * x1, x0) if need0 else None,
-        unbroadcast(gy * x0, x1) if need1 else None,
+        unbroadcast(gy * x1, x0, fresh=True) if need0 else None,
+        unbroadcast(gy * x0, x1, fresh=True) if need1 else None,
     )
 
 
 def _div_backward(ctx, gy):
     x0, x1 = ctx.inputs
     gx0 = gy / x1
-    gx1 = unbroadcast(gx0 * (-x0 / x1), x1) if ctx.needs_input_grad[1] else None
-    return unbroadcast(gx0, x0), gx1
+    gx1 = unbroadcast(gx0 * (-x0 / x1), x1, fresh=True) if ctx.needs_input_grad[1] else None
+    return unbroadcast(gx0, x0, fresh=True), gx1
 
 
 def _pow_backward(ctx, gy):
     x, c = ctx.inputs
-    gx = unbroadcast(gy * c * x ** (c - 1), x)
+    gx = unbroadcast(gy * c * x ** (c - 1), x, fresh=True)
     if not ctx.needs_input_grad[1]:  # a constant exponent: skip log(x), undefined for x <= 0
         return gx, None
     (y,) = ctx.outputs
-    return gx, unbroadcast(gy * y * ctx.ops.log(x), c)
+    return gx, unbroadcast(gy * y * ctx.ops.log(x), c, fresh=True)
 
 
 def _neg_backward(ctx, gy):
