@@ -429,7 +429,9 @@ class PlainOp(Op):
         y.data = result if type(result) is np.ndarray else np.asarray(result)
         y.grad = y.name = y.creator = None
         if True in needs and self._differentiable and _engine_state(engine._default).grad_enabled:
-            if self._float_only:
+            if self._float_only and (
+                args[0].data.dtype.kind in "biu" or args[-1].data.dtype.kind in "biu"
+            ):
                 self._refuse_integers(args)
             y.requires_grad = True
             Node._single(self, args, y, needs)
