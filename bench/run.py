@@ -19,8 +19,9 @@ from typing import Any
 
 import report
 import timing
+import trace_report
 
-PEERS = ("numpy", "opgraph", "dezero", "autograd", "torch")
+PEERS = ("numpy", "opgraph", "trace", "dezero", "autograd", "torch")
 REQUIRED_PEERS = ("numpy", "opgraph")
 
 
@@ -133,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         record["memory"] = memory.measure(args.quick)
     record["ratios"] = report.ratios(record["medians"])
     record["targets"] = report.targets(record["medians"], record.get("startup"))
+    record["trace_targets"] = trace_report.targets(record["medians"])
     print()
     print(report.render(record))
+    print("\n" + trace_report.render(record))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(record, f, indent=2)

@@ -13,6 +13,7 @@ from opgraph.contract import REQUIRED, Attr, Domain, ErrorInput, OpSpec, Sample,
 from opgraph.engine import (
     Node,
     Variable,
+    derive,
     enable_grad,
     is_grad_enabled,
     is_training,
@@ -69,6 +70,7 @@ __all__ = [
     "StrictPluginError",
     "Tolerance",
     "Variable",
+    "derive",
     "enable_grad",
     "hookimpl",
     "is_grad_enabled",
@@ -79,6 +81,7 @@ __all__ = [
     "random_generator",
     "seed",
     "test_mode",
+    "trace",
     "unbroadcast",
     "use_opset",
 ]
@@ -96,7 +99,8 @@ def load_opset(path: str | os.PathLike[str]) -> OpSet:
 
 
 def __getattr__(name: str) -> Any:
-    """Lazy attributes: ``ops`` loads the plugins; ``hookimpl`` imports pluggy."""
+    """Lazy attributes: ``ops`` loads the plugins; ``hookimpl`` imports pluggy; ``trace`` (a
+    callable module: ``opgraph.trace(fn)``) imports the op layer it records."""
     if name == "ops":
         from opgraph.opsets import default_opset
 
@@ -106,4 +110,8 @@ def __getattr__(name: str) -> Any:
 
         globals()["hookimpl"] = hookimpl
         return hookimpl
+    if name == "trace":
+        import importlib
+
+        return importlib.import_module("opgraph.trace")  # also set as the package attribute
     raise AttributeError(f"module 'opgraph' has no attribute {name!r}")

@@ -150,6 +150,10 @@ class OpSpec:
     backward_differentiable: bool = True
     saves_state: bool = False
     stochastic: bool = False
+    traceable: bool | None = None
+    """True: `opgraph.trace` can replay this op (the conformance check ``trace`` fails if it
+    cannot); False: it cannot (the check skips); None: undeclared (the check skips with the
+    reason when recording is refused)."""
     requires: tuple[str, ...] = ()
     kind: Kind = "elementwise"
     domain: Domain | tuple[Domain | None, ...] = Domain()

@@ -370,7 +370,29 @@ def _add_grads(a: Variable, b: Variable) -> Variable:
     cost of an op call (no graph is recorded then anyway)."""
     if _state.get(_default).grad_enabled:
         return a + b
-    return Variable._wrap(np.add(a.data, b.data))
+    return Variable._wrap(_add_arrays(a.data, b.data))
+
+
+# The engine's own numpy calls (fan-in sums, the seed, zero-filled gradients, `derive`), by
+# module-level names: `opgraph.trace` swaps in recording versions while it records.
+_add_arrays = np.add
+_zeros = np.zeros
+_apply = operator.call
+
+
+def derive(fn: Callable[..., Any], *inputs: Any) -> Any:
+    """``fn`` applied to the arrays of ``inputs`` (Variables or arrays): how a backward computes
+    a constant from values in numpy (a mask, a one-hot). Like a forward, ``fn`` must depend on
+    those arrays only; `opgraph.trace` records the call and replays it on fresh values, where
+    reading ``x.data`` in a backward would be refused."""
+    return np.asarray(_apply(fn, *[x.data if isinstance(x, Variable) else x for x in inputs]))
+
+
+def _ones_like(a: np.ndarray) -> np.ndarray:
+    """The seed of a backward pass: two C calls, cheaper than np.ones_like."""
+    ones = np.empty_like(a)
+    ones.fill(1)
+    return ones
 
 
 def _output_grads(
@@ -390,7 +412,7 @@ def _output_grads(
         if gys.count(None) == len(gys):
             return None
         gys = [  # a multi-output node: zero-fill the outputs nobody used
-            Variable._wrap(np.zeros(*meta)) if g is None else g
+            Variable._wrap(_zeros(*meta)) if g is None else g
             for g, meta in zip(gys, node._output_meta, strict=True)
         ]
     if retain:
@@ -442,9 +464,7 @@ def _mismatch_message(node: Node, k: int, g: np.ndarray, a: np.ndarray) -> str:
 
 def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False) -> None:
     """Reverse-mode sweep from ``output``; see `Variable.backward`."""
-    ones = np.empty_like(output.data)
-    ones.fill(1)  # two C calls: cheaper than np.ones_like, and the seed of every training step
-    seed = Variable._wrap(ones)
+    seed = Variable._wrap(_ones_like(output.data))
     if output.creator is None:
         _accumulate(output, seed)
         return

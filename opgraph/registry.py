@@ -155,6 +155,8 @@ def _type_problems(spec: OpSpec) -> Iterator[str]:
     for name in _FLAGS:
         if not isinstance(getattr(spec, name), bool):
             yield f"{name} must be True or False, got {safe_repr(getattr(spec, name))}"
+    if spec.traceable is not None and not isinstance(spec.traceable, bool):
+        yield f"traceable must be True, False or None, got {safe_repr(spec.traceable)}"
     for name in _OPTIONAL_CALLABLES:
         value = getattr(spec, name)
         if value is not None and not callable(value):

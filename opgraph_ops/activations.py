@@ -51,7 +51,7 @@ def _same_shapes(y, gy):
 # --- relu / leaky_relu ---
 def _relu_backward(ctx, gy):
     (x,) = ctx.inputs
-    return gy * constant(x.data > 0, x)
+    return gy * constant(lambda a: a > 0, x, x)
 
 
 def _leaky_relu_forward(x, slope):
@@ -60,7 +60,8 @@ def _leaky_relu_forward(x, slope):
 
 def _leaky_relu_backward(ctx, gy):
     (x,) = ctx.inputs
-    return gy * constant(np.where(x.data > 0, 1.0, ctx.attrs["slope"]), x)
+    slope = ctx.attrs["slope"]
+    return gy * constant(lambda a: np.where(a > 0, 1.0, slope), x, x)
 
 
 # --- softmax / log_softmax ---

@@ -18,7 +18,7 @@ from opgraph_ops.masks import constant
 # --- abs ---
 def _abs_backward(ctx, gy):
     (x,) = ctx.inputs
-    return gy * constant(np.sign(x.data), x)
+    return gy * constant(np.sign, x, x)
 
 
 # --- maximum / minimum ---
@@ -27,9 +27,9 @@ def _extremum(name: str, pick, wins) -> OpSpec:
 
     def backward(ctx, gy):
         a, b = ctx.inputs
-        share_a = np.where(a.data == b.data, 0.5, wins(a.data, b.data))
-        ga = gy * constant(share_a, gy)
-        gb = gy * constant(1.0 - share_a, gy)
+        share_a = constant(lambda p, q: np.where(p == q, 0.5, wins(p, q)), gy, a, b)
+        ga = gy * share_a
+        gb = gy * constant(lambda s: 1.0 - s, gy, share_a)
         return unbroadcast(ga, a), unbroadcast(gb, b)
 
     return broadcasting(
@@ -50,8 +50,8 @@ def _clip_forward(x, x_min, x_max):
 
 def _clip_backward(ctx, gy):
     (x,) = ctx.inputs
-    inside = (x.data >= ctx.attrs["x_min"]) & (x.data <= ctx.attrs["x_max"])
-    return gy * constant(inside, x)
+    low, high = ctx.attrs["x_min"], ctx.attrs["x_max"]
+    return gy * constant(lambda a: (a >= low) & (a <= high), x, x)
 
 
 def _clip_errors():
@@ -63,9 +63,9 @@ def _clip_errors():
 # --- where ---
 def _where_backward(ctx, gy):
     cond, a, b = ctx.inputs
-    take_a = np.broadcast_to(cond.data.astype(bool), gy.shape)
-    ga = gy * constant(take_a, gy)
-    gb = gy * constant(~take_a, gy)
+    take_a = constant(lambda c: np.broadcast_to(c.astype(bool), gy.shape), gy, cond)
+    ga = gy * take_a
+    gb = gy * constant(lambda s: 1.0 - s, gy, take_a)
     return None, unbroadcast(ga, a), unbroadcast(gb, b)
 
 

@@ -14,14 +14,14 @@ from typing import Any
 
 import numpy as np
 
-from opgraph import Attr, ErrorInput, OpSpec, Sample, ShapeError, Variable, attrs
+from opgraph import Attr, ErrorInput, OpSpec, Sample, ShapeError, Variable, attrs, derive
 from opgraph_ops.tensor import INTS
 from opgraph_ops.views import readonly_view
 
 
 def _index_part(part: Any) -> Any:
-    if isinstance(part, Variable):
-        part = part.data
+    if isinstance(part, Variable):  # its values, read so that opgraph.trace replays them fresh
+        part = derive(np.asarray, part)
     if isinstance(part, list):
         part = np.asarray(part) if part else np.zeros(0, dtype=np.intp)
     if part is None or part is Ellipsis or isinstance(part, slice):

@@ -16,7 +16,6 @@ from opgraph import (
     unbroadcast,
 )
 from opgraph.shapes import fmt_shapes
-from opgraph_ops.masks import constant
 from opgraph_ops.views import readonly_view
 
 
@@ -90,7 +89,7 @@ def _dropout_forward(x, dropout_ratio, rng):
     if not is_training():
         return readonly_view(x, x), None
     mask = (rng.random(x.shape) >= dropout_ratio) * (1 / (1 - dropout_ratio))
-    mask = mask.astype(x.dtype, copy=False)
+    mask = np.asarray(mask, dtype=x.dtype)  # an array even for a 0-d x: the backward uses it
     return x * mask, mask
 
 
@@ -98,7 +97,7 @@ def _dropout_backward(ctx, gy):
     mask = ctx.state
     if mask is None:  # test mode: the identity (unbroadcast gives a read-only view of gy)
         return unbroadcast(gy, ctx.inputs[0])
-    return gy * constant(mask, gy)
+    return gy * mask  # the mask is an array of gy's dtype, named in a trace's recording
 
 
 def _dropout_errors():

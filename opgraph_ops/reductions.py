@@ -60,9 +60,12 @@ def _extreme(name: str, pick) -> OpSpec:
     def backward(ctx, gy):
         (x,) = ctx.inputs
         axes = normalize_axes(name, ctx.attrs["axis"], x.ndim)
-        hit = x.data == pick(x.data, axis=axes, keepdims=True)
-        share = hit / hit.sum(axis=axes, keepdims=True)  # ties split the gradient equally
-        return spread(ctx, gy) * constant(share, x)
+
+        def share(a):  # ties split the gradient equally
+            hit = a == pick(a, axis=axes, keepdims=True)
+            return hit / hit.sum(axis=axes, keepdims=True)
+
+        return spread(ctx, gy) * constant(share, x, x)
 
     return OpSpec(
         name,

@@ -115,6 +115,12 @@ _ALL = (
         "with the same seed)",
     ),
     Check(
+        "trace",
+        "replay:check_trace",
+        "`opgraph.trace` replays the sample's forward+backward on fresh values of the same "
+        "shapes exactly as eager computes them (ops declaring `traceable=True` must replay)",
+    ),
+    Check(
         "reference",
         "values:check_reference",
         "forward values equal the op's declared `reference` (numpy/scipy/Python) within its "

@@ -76,6 +76,11 @@ def _numpy_backward(ctx, gy):
     return Variable(gy.data * np.cos(x.data))  # right values, but cut off from the graph
 
 
+def _reads_data(ctx, gy):
+    (x,) = ctx.inputs
+    return gy * np.sign(x.data)  # right values, but a mask computed outside the recording
+
+
 def _vague_rule(a, b):
     try:
         return tuple(np.broadcast_shapes(a, b))
@@ -326,6 +331,14 @@ SPECS = [
         kind="shape",
         domain=Domain(),
     ),
+    OpSpec(
+        "faulty_declared_traceable",
+        np.abs,
+        _same,
+        _reads_data,
+        domain=Domain(avoid=(0.0,)),
+        traceable=True,
+    ),
 ]
 
 DEFECTS = {
@@ -357,6 +370,7 @@ DEFECTS = {
     "faulty_prepend_only": "grad_shape",
     "faulty_take": "grad_value",
     "faulty_unchecked_axis": "bad_input",
+    "faulty_declared_traceable": "trace",
 }
 """Each faulty op and the only check that may fail (or error) for it."""
 

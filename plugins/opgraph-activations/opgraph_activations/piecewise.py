@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opgraph import Attr, Domain, ErrorInput, OpArgumentError, OpSpec, attrs
+from opgraph import Attr, Domain, ErrorInput, OpArgumentError, OpSpec, attrs, derive
 from opgraph_activations.smooth import same_shape
 
 HARD_SLOPE = 0.2  # Chainer's hard_sigmoid: clip(0.2 * x + 0.5, 0, 1)
@@ -34,8 +34,9 @@ def _elu_backward(ctx, gy):
     so large positive x never overflows an exp)."""
     (x,) = ctx.inputs
     (y,) = ctx.outputs
-    positive = (x.data > 0).astype(x.dtype)
-    return gy * (positive + (1 - positive) * (y + ctx.attrs["alpha"]))
+    positive = derive(lambda a: (a > 0).astype(a.dtype), x)
+    negative = derive(lambda a: (a <= 0).astype(a.dtype), x)
+    return gy * (positive + negative * (y + ctx.attrs["alpha"]))
 
 
 # --- hard_sigmoid ---
@@ -45,7 +46,7 @@ def _hard_sigmoid_forward(x):
 
 def _hard_sigmoid_backward(ctx, gy):
     (x,) = ctx.inputs
-    return gy * (HARD_SLOPE * (np.abs(x.data) < HARD_EDGE).astype(x.dtype))
+    return gy * derive(lambda a: HARD_SLOPE * (np.abs(a) < HARD_EDGE).astype(a.dtype), x)
 
 
 SPECS = [

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from opgraph import ErrorInput, OpArgumentError, OpSpec, Sample, ShapeError
+from opgraph import ErrorInput, OpArgumentError, OpSpec, Sample, ShapeError, derive
 from opgraph_conv.columns import columns_shape, im2col_array
 from opgraph_conv.geometry import WINDOW_ATTRS, Window, shape_error
 
@@ -54,9 +54,13 @@ def _pooling_forward(x, kernel_size, stride, pad):
 def _pooling_backward(ctx, gy):
     kh, kw = ctx.attrs["kernel_size"]
     n, c, oh, ow = gy.shape
-    positions = np.arange(kh * kw).reshape(1, 1, kh * kw, 1, 1)
-    mask = positions == ctx.state[:, :, None]  # one-hot of each window's winner
-    return _scatter(ctx, gy, mask.reshape(n, c, kh, kw, oh, ow).astype(gy.dtype))
+
+    def one_hot(winner):  # of each window's winner
+        positions = np.arange(kh * kw).reshape(1, 1, kh * kw, 1, 1)
+        mask = positions == winner[:, :, None]
+        return mask.reshape(n, c, kh, kw, oh, ow).astype(gy.dtype)
+
+    return _scatter(ctx, gy, derive(one_hot, ctx.state))
 
 
 # --- average pooling ---
