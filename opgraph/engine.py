@@ -373,7 +373,8 @@ def _add_grads(a: Variable, b: Variable) -> Variable:
     return Variable._wrap(_add_arrays(a.data, b.data))
 
 
-# The engine's own numpy calls (fan-in sums, the seed, zero-filled gradients, `derive`), by
+# The engine's own numpy calls (fan-in sums, the seed, zero-filled gradients, read-only views
+# of gradients, `derive`), by
 # module-level names: `opgraph.trace` swaps in recording versions while it records.
 _add_arrays = np.add
 _zeros = np.zeros
@@ -386,6 +387,12 @@ def derive(fn: Callable[..., Any], *inputs: Any) -> Any:
     those arrays only; `opgraph.trace` records the call and replays it on fresh values, where
     reading ``x.data`` in a backward would be refused."""
     return np.asarray(_apply(fn, *[x.data if isinstance(x, Variable) else x for x in inputs]))
+
+
+def _readonly_view(a: np.ndarray) -> np.ndarray:
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 def _ones_like(a: np.ndarray) -> np.ndarray:
@@ -530,6 +537,4 @@ def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable
         return out
     if state.grad_enabled:  # a recorded backward (create_graph): the view stays in the graph
         return state.ops.reshape(g, g.data.shape)
-    view = g.data.view()
-    view.flags.writeable = False
-    return Variable._wrap(view)
+    return Variable._wrap(_readonly_view(g.data))

@@ -602,6 +602,7 @@ class _Recorder:
                     or a.shape != result.shape
                     or a.dtype != result.dtype
                     or a.ndim == 0
+                    or not a.flags.writeable
                     or any(last_use.get(t, -1) > i for t in roots.get(id(a), ()))
                 ):
                     continue
@@ -658,9 +659,11 @@ def _replayed(array: np.ndarray) -> Replayed:
 
 _ORIGINAL_CALL = Op.__call__
 _ORIGINAL_PLAIN_CALL = PlainOp.__call__
-_ENGINE_CALLS = {"_add_arrays": engine._add_arrays, "_zeros": engine._zeros}
+_ENGINE_CALLS = {
+    name: getattr(engine, name)
+    for name in ("_add_arrays", "_zeros", "_ones_like", "_readonly_view")
+}
 _ORIGINAL_APPLY = engine._apply
-_ORIGINAL_ONES = engine._ones_like
 
 
 def _recording_call(self: Op, *args: Any, **kwargs: Any) -> Any:
@@ -713,14 +716,6 @@ def _recording_numpy(name: str) -> Callable:
     return call
 
 
-def _recording_ones(a: np.ndarray) -> np.ndarray:
-    out = _ORIGINAL_ONES(a)
-    rec = _recorder.get()
-    if rec is not None:
-        rec.engine_call(_ORIGINAL_ONES, (a,), (), out)
-    return out
-
-
 def _recording_apply(fn: Callable, *arrays: Any) -> Any:
     rec = _recorder.get()
     if rec is None:
@@ -739,7 +734,6 @@ _SWAPS: list[tuple[Any, str, Any]] = [
     (PlainOp, "__call__", _recording_call),  # the general path: the fast path matches it
     (Variable, "data", property(_get_data, _set_data)),
     (Variable, "grad", property(_get_grad, _set_grad)),
-    (engine, "_ones_like", _recording_ones),
     (engine, "_apply", _recording_apply),
     *((engine, name, _recording_numpy(name)) for name in _ENGINE_CALLS),
 ]

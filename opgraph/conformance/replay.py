@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from opgraph import engine
+from opgraph.conformance.case import PASS, Outcome, skip
 from opgraph.engine import Variable
 from opgraph.trace import TraceError, trace
-
-from opgraph.conformance.case import PASS, Outcome, skip
 
 if TYPE_CHECKING:
     from opgraph.conformance.case import CaseRun
@@ -31,14 +30,21 @@ def check_trace(run: CaseRun) -> Outcome:
     attrs = dict(run.case.attrs)  # an argument: index arrays among them are read fresh
     engine.seed(run.rng_seed)
     try:
-        traced(*run.case.inputs(), attrs=attrs)
+        traced(*_arguments(run, run.case.inputs()), attrs=attrs)
     except TraceError as exc:
         return _refused(run, exc)
     engine.seed(run.rng_seed + 1)
-    got = traced(*_fresh_inputs(run), attrs=attrs)
+    got = traced(*_arguments(run, _fresh_inputs(run)), attrs=attrs)
     engine.seed(run.rng_seed + 1)
-    fresh = _fresh_inputs(run)  # the same values in the same layouts
+    fresh = _arguments(run, _fresh_inputs(run))  # the same values in the same layouts
     return _compare(got, step(*fresh, attrs=attrs), len(fresh), traced.recordings)
+
+
+def _arguments(run: CaseRun, arrays: Any) -> list[Any]:
+    """The sample's values as the traced function's arguments: constants passed as Python
+    numbers are numbers here too (part of the signature)."""
+    case = run.case
+    return [a.item() if case.numbers and k in case.constants else a for k, a in enumerate(arrays)]
 
 
 def _refused(run: CaseRun, exc: TraceError) -> Outcome:
@@ -74,9 +80,9 @@ def _step(run: CaseRun):
     """The sample's call on Variables, one backward per float output, the gradients."""
     op, spec, case = run.op, run.spec, run.case
 
-    def step(*arrays: np.ndarray, attrs: dict) -> list:
+    def step(*arrays: Any, attrs: dict) -> list:
         xs: list[Any] = [
-            (a.item() if case.numbers else a)  # the sample's constants: arrays or numbers
+            a  # the sample's constants: plain arrays or Python numbers
             if k in case.constants
             else Variable(
                 a,
