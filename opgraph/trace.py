@@ -381,9 +381,11 @@ class _Recorder:
         *,
         saves_state: bool = False,
         state: Any = None,
+        as_array: bool = True,
     ) -> None:
         """One numpy-level call: ``outputs = fn(*args, **kwargs)`` (``(outputs, state)`` for a
-        forward that saves state: the state's arrays get names too, for the backward)."""
+        forward that saves state: the state's arrays get names too, for the backward).
+        ``as_array``: numpy scalars become 0-d arrays, as the op call path makes them."""
         call = (
             f"{self.constant(fn)}({', '.join([*args, *(f'{k}={e}' for k, e in kwargs.items())])})"
         )
@@ -391,14 +393,14 @@ class _Recorder:
             result, st = self.fresh("r"), self.fresh("s")
             self.lines.append(f"{result}, {st} = {call}")
             call = result
-        single = isinstance(outputs, np.ndarray)
+        single = not isinstance(outputs, (tuple, list))
         arrays = [outputs] if single else list(outputs)
         names = [self.fresh("v") for _ in arrays]
         self.lines.append(f"{names[0] if single else '(' + ', '.join(names) + ',)'} = {call}")
         if single and isinstance(fn, np.ufunc) and not kwargs and id(outputs) not in self.names:
             self.ufunc_calls.append((len(self.lines) - 1, call, names[0], args, outputs))
         for name, a in zip(names, arrays, strict=True):
-            if a.ndim == 0:  # a numpy scalar from the forward, made an array as eager does
+            if as_array and a.ndim == 0:  # a numpy scalar from the forward, made an array
                 self.lines.append(f"{name} = AS({name})")
                 self.namespace["AS"] = np.asarray
             self.name_array(a, name)
@@ -464,9 +466,8 @@ class _Recorder:
                 self._name_state(s, f"{expr}[{k!r}]")
 
     def engine_call(self, fn: Callable, arrays: tuple, constants: tuple, out: np.ndarray) -> None:
-        self.call(
-            fn, [self.array(a) for a in arrays] + [self.constant(c) for c in constants], {}, out
-        )
+        args = [self.array(a) for a in arrays] + [self.constant(c) for c in constants]
+        self.call(fn, args, {}, out, as_array=False)
 
     def data_read(self, v: Variable, caller: Any) -> None:
         if caller.f_globals.get("__name__") not in _ENGINE_MODULES:
@@ -708,8 +709,8 @@ def _recording_numpy(name: str) -> Callable:
         out = original(*args)
         rec = _recorder.get()
         if rec is not None:
-            arrays = tuple(a for a in args if isinstance(a, np.ndarray))
-            constants = tuple(a for a in args if not isinstance(a, np.ndarray))
+            arrays = tuple(a for a in args if isinstance(a, (np.ndarray, np.generic)))
+            constants = tuple(a for a in args if not isinstance(a, (np.ndarray, np.generic)))
             rec.engine_call(original, arrays, constants, out)
         return out
 

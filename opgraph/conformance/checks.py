@@ -119,6 +119,7 @@ _ALL = (
         "replay:check_trace",
         "`opgraph.trace` replays the sample's forward+backward on fresh values of the same "
         "shapes exactly as eager computes them (ops declaring `traceable=True` must replay)",
+        needs=("determinism",),  # a replay can equal eager only if eager equals itself
     ),
     Check(
         "reference",
