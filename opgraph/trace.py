@@ -248,6 +248,11 @@ def _check_numpy(what: str) -> None:
         )
 
 
+def _internal(module: str) -> bool:
+    """Frames a refusal's location skips: this module's and numpy's own."""
+    return module in (__name__, "numpy") or module.startswith("numpy.")
+
+
 class _Recorder:
     """What one eager run of a traced function did, as lines of code over named arrays."""
 
@@ -293,7 +298,7 @@ class _Recorder:
         """``file:line`` of the offending code, the line of ``fn`` it was called from, and the
         op whose backward it is in."""
         frame = sys._getframe(1)
-        while frame is not None and frame.f_globals.get("__name__") in (__name__, "numpy"):
+        while frame is not None and _internal(frame.f_globals.get("__name__", "")):
             frame = frame.f_back
         if frame is None:
             return "?"
