@@ -199,7 +199,7 @@ class _Guarded(np.ndarray):
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         _check_numpy(f"numpy.{func.__name__}")
-        return np.ndarray.__array_function__(self, func, types, _plain_tree(args), kwargs)
+        return np.ndarray.__array_function__(self, func, types, _map_tree(args, _plain), kwargs)
 
 
 def _refusing(name: str) -> Callable:
@@ -231,12 +231,13 @@ def _plain(x: Any) -> Any:
     return x.view(np.ndarray) if isinstance(x, _Guarded) else x
 
 
-def _plain_tree(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return type(value)(_plain_tree(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _plain_tree(v) for k, v in value.items()}
-    return _plain(value)
+def _map_tree(value: Any, fn: Callable[[Any], Any]) -> Any:
+    """``fn`` applied to every leaf of nested tuples, lists and dicts."""
+    if type(value) in (tuple, list):
+        return type(value)(_map_tree(v, fn) for v in value)
+    if type(value) is dict:
+        return {k: _map_tree(v, fn) for k, v in value.items()}
+    return fn(value)
 
 
 def _check_numpy(what: str) -> None:
@@ -770,19 +771,18 @@ def _record(fn: Callable, args: tuple, kwargs: dict, found: list) -> tuple[Any, 
     rec = _Recorder(fn)
     generator = engine.random_generator()  # made now, so a seed() inside fn is seen
     numpy_random = _numpy_random_state()
-    call_args, call_kwargs = args, kwargs
+    views: dict[int, np.ndarray] = {}  # id(argument array) -> the view fn gets
     for k, v in enumerate(found):
         if isinstance(v, Variable):
             rec.holder(v)
         else:
-            guarded = v.view(_Guarded)
+            views[id(v)] = guarded = v.view(_Guarded)
             rec.name_array(guarded, f"a{k}")
             rec.prelude.insert(0, f"a{k} = f[{k}]")
             rec.checked.append((f"array argument {k}", v, v.copy()))
-            call_args, call_kwargs = (
-                _replace(call_args, v, guarded),
-                _replace(call_kwargs, v, guarded),
-            )
+    originals = {id(views[id(v)]): v for v in found if id(v) in views}
+    call_args = _map_tree(args, lambda x: views.get(id(x), x))
+    call_kwargs = _map_tree(kwargs, lambda x: views.get(id(x), x))
     _install(True)
     token = _recorder.set(rec)
     try:
@@ -796,7 +796,11 @@ def _record(fn: Callable, args: tuple, kwargs: dict, found: list) -> tuple[Any, 
                     "use a stochastic op (it receives the engine's generator as rng)",
                 )
             replay = rec.compile(result, found)
-            result = _unguard(result)
+            for v in rec.born.values():  # Variables fn made of an argument hold the argument
+                data = _DATA.__get__(v)
+                if isinstance(data, _Guarded):
+                    _DATA.__set__(v, originals.get(id(data), _plain(data)))
+            result = _map_tree(result, lambda x: originals.get(id(x), x))
         finally:
             _recorder.reset(token)
             _install(False)
@@ -805,27 +809,6 @@ def _record(fn: Callable, args: tuple, kwargs: dict, found: list) -> tuple[Any, 
             _GRAD.__set__(v, before)  # what the function changed is undone
         raise
     return result, replay
-
-
-def _replace(value: Any, old: np.ndarray, new: np.ndarray) -> Any:
-    if value is old:
-        return new
-    if type(value) in (tuple, list):
-        return type(value)(_replace(v, old, new) for v in value)
-    if type(value) is dict:
-        return {k: _replace(v, old, new) for k, v in value.items()}
-    return value
-
-
-def _unguard(value: Any) -> Any:
-    """The result with argument views made plain again (a function may return an argument)."""
-    if isinstance(value, _Guarded):
-        return value.view(np.ndarray)
-    if type(value) in (tuple, list):
-        return type(value)(_unguard(v) for v in value)
-    if type(value) is dict:
-        return {k: _unguard(v) for k, v in value.items()}
-    return value
 
 
 class _CallableModule(type(sys)):

@@ -413,3 +413,14 @@ def test_a_traced_function_called_while_recording_is_recorded_as_part_of_the_cal
     for x in (np.ones(3), np.arange(3.0)):
         assert_same(outer(x), np.cos(x) * 2.0)
     assert (outer.recordings, inner.recordings) == (1, 0)
+
+
+def test_the_recording_call_hands_back_the_arguments_themselves():
+    def f(x):
+        v = Variable(x)
+        ops.sum(ops.sin(v)).backward()
+        return x, v
+
+    x = np.ones(3)
+    returned, v = trace(f)(x)
+    assert returned is x and v.data is x and type(v.data) is np.ndarray
