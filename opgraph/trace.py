@@ -272,6 +272,7 @@ class _Recorder:
         self.grads: dict[int, tuple[Variable, Any, bool]] = {}  # first touch: (v, grad, read?)
         self.checked: list[tuple[str, np.ndarray, np.ndarray]] = []  # (what, array, copy)
         self.ufunc_calls: list[tuple[int, str, str, list[str], np.ndarray]] = []
+        self.views: list[tuple[int, str, str]] = []  # read-only views: (line, name, of)
         self.counter = 0
 
     # names
@@ -405,6 +406,8 @@ class _Recorder:
         self.lines.append(f"{names[0] if single else '(' + ', '.join(names) + ',)'} = {call}")
         if single and isinstance(fn, np.ufunc) and not kwargs and id(outputs) not in self.names:
             self.ufunc_calls.append((len(self.lines) - 1, call, names[0], args, outputs))
+        if fn is _ENGINE_CALLS["_readonly_view"]:
+            self.views.append((len(self.lines) - 1, names[0], args[0]))
         for name, a in zip(names, arrays, strict=True):
             if as_array and a.ndim == 0:  # a numpy scalar from the forward, made an array
                 self.lines.append(f"{name} = AS({name})")
@@ -554,6 +557,7 @@ class _Recorder:
             if g is not None:
                 grad_lines.append(f"{exposed[key]}.grad = {expose(g)}")
         self._reuse_buffers([*tail, *grad_lines, returned])
+        self._drop_internal_views([*tail, *grad_lines, returned])
         guards = " or ".join(f"({g})" for g in self.guards) or "False"
         args = [f"{name} = f[{k}]" for k, name in self._argument_names(found)]
         body = [
@@ -615,6 +619,27 @@ class _Recorder:
                     continue
                 self.lines[i] = f"{out} = {call[:-1]}, out={arg})"
                 break
+
+    def _drop_internal_views(self, epilogue: list[str]) -> None:
+        """A read-only view that never leaves the replay (unbroadcast's, of a gradient that is
+        summed on) is its array: later lines use the array itself, one call less each. Runs
+        after `_reuse_buffers`, which kept the array alive wherever its view was."""
+        exposed = {t for line in epilogue for t in _TOKEN.findall(line)}
+        renamed: dict[str, str] = {}
+        dropped = set()
+        for i, name, of in self.views:
+            if name not in exposed:
+                renamed[name] = renamed.get(of, of)
+                dropped.add(i)
+        if not renamed:
+            return
+
+        def rename(match: re.Match) -> str:
+            return renamed.get(match.group(), match.group())
+
+        self.lines = [
+            _TOKEN.sub(rename, line) for i, line in enumerate(self.lines) if i not in dropped
+        ]
 
     def _argument_names(self, found: list) -> list[tuple[int, str]]:
         pairs = []
