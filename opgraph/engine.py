@@ -374,14 +374,14 @@ def _add_grads(a: Variable, b: Variable) -> Variable:
 
 
 # The engine's own numpy calls (fan-in sums, the seed, zero-filled gradients, read-only views
-# of gradients, `derive`), by
-# module-level names: `opgraph.trace` swaps in recording versions while it records.
+# of gradients, `derive`), by module-level names: `opgraph.trace` swaps in recording versions
+# while it records.
 _add_arrays = np.add
 _zeros = np.zeros
 _apply = operator.call
 
 
-def derive(fn: Callable[..., Any], *inputs: Any) -> Any:
+def derive(fn: Callable[..., Any], *inputs: Any) -> np.ndarray:
     """``fn`` applied to the arrays of ``inputs`` (Variables or arrays): how a backward computes
     a constant from values in numpy (a mask, a one-hot). Like a forward, ``fn`` must depend on
     those arrays only; `opgraph.trace` records the call and replays it on fresh values, where
