@@ -20,6 +20,7 @@ class DefineByRun:
     total: Callable[[Any], Any]  # sum of every element
     matmul: Callable[[Any, Any], Any]
     layers: Mapping[str, Callable]  # linear, sigmoid, mean_squared_error
+    constant: Callable[[Any], Any] | None = None  # a Variable that gets no gradient
 
     def sin_step(self) -> Callable[[], list]:
         x = self.variable(problems.sin_input())
@@ -44,11 +45,21 @@ class DefineByRun:
         return step
 
     def mlp_step(self, dtype: str) -> Callable[[], list]:
+        return self._mlp(dtype, frozen=False)
+
+    def mlp_frozen_step(self) -> Callable[[], list]:
+        """The float64 step with the batch and targets wrapped by ``constant``."""
+        if self.constant is None:
+            raise TypeError("this engine has no Variables without gradient")
+        return self._mlp("float64", frozen=True)
+
+    def _mlp(self, dtype: str, frozen: bool) -> Callable[[], list]:
         data = problems.mlp_data(dtype)
         params = [self.variable(p) for p in data.fresh_params()]
+        x, t = (self.constant(a) for a in (data.x, data.t)) if frozen else (data.x, data.t)
 
         def step() -> list:
-            loss = problems.mlp_loss(data.x, data.t, params, self.layers)
+            loss = problems.mlp_loss(x, t, params, self.layers)
             for p in params:
                 p.cleargrad()
             loss.backward()

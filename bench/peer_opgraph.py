@@ -35,6 +35,12 @@ def describe() -> str:
     return "built-in ops: " + (", ".join(built_in) if built_in else "none (composed)")
 
 
-_ENGINE = DefineByRun(Variable, ops.sin, ops.tanh, ops.sum, ops.matmul, mlp_ops())
+def frozen(array: np.ndarray) -> Variable:
+    """A Variable that gets no gradient and costs nothing in the backward."""
+    return Variable(array, requires_grad=False)
+
+
+_ENGINE = DefineByRun(Variable, ops.sin, ops.tanh, ops.sum, ops.matmul, mlp_ops(), frozen)
 sin_step, chain_step = _ENGINE.sin_step, _ENGINE.chain_step
 mlp_step, matmul_step = _ENGINE.mlp_step, _ENGINE.matmul_step
+mlp_frozen_step = _ENGINE.mlp_frozen_step

@@ -11,15 +11,17 @@ import numpy as np
 
 SIN_SHAPE = (3,)
 CHAIN_SIZE = 1000
-CHAIN_ROUNDS = 10  # 5 elementwise ops a round: 50 ops, then a sum
+CHAIN_ROUNDS = 10  # 5 elementwise ops a round (* 0.5, + 0.1, tanh, sin, * 1.5): 50, then a sum
 MLP_SIZES = (100, 784, 1000, 10)  # batch, inputs, hidden (sigmoid), outputs
 MATMUL_N = 1000
 LEARNING_RATE = 0.01
 
 WORKLOADS = {
     "sin": "sin on (3,), forward+backward",
-    "chain": f"{5 * CHAIN_ROUNDS} elementwise ops on ({CHAIN_SIZE},) + sum, forward+backward",
+    "chain": f"{CHAIN_ROUNDS} x (*0.5, +0.1, tanh, sin, *1.5) on ({CHAIN_SIZE},) + sum, "
+    "forward+backward",
     "mlp64": "MLP step {}x{}-{}(sigmoid)-{}, MSE, SGD, float64".format(*MLP_SIZES),
+    "mlpfrozen": "same float64 step, batch and targets in frozen Variables",
     "mlp32": "same MLP step, float32",
     "matmul": f"{MATMUL_N}x{MATMUL_N} matmul, forward+backward",
 }
@@ -41,11 +43,11 @@ def chain(x: Any, sin: Callable, tanh: Callable) -> Any:
     """The 50-op chain; ``x`` is any engine's array type with arithmetic operators."""
     y = x
     for _ in range(CHAIN_ROUNDS):
-        y = sin(y)
-        y = y * x
-        y = tanh(y)
-        y = y + x
         y = y * 0.5
+        y = y + 0.1
+        y = tanh(y)
+        y = sin(y)
+        y = y * 1.5
     return y
 
 
@@ -115,11 +117,15 @@ def matmul_inputs() -> tuple[np.ndarray, np.ndarray]:
 
 def steps(peer: Any) -> dict[str, Callable[[], list]]:
     """Each workload's step function for one peer module: a call runs forward + backward (and
-    the SGD update for the MLP) and returns the gradients (the loss first for the MLP)."""
+    the SGD update for the MLP) and returns the gradients (the loss first for the MLP). A peer
+    whose batch needs no wrapping (numpy, torch tensors, traced arrays) runs its plain float64
+    step as ``mlpfrozen``; one that wraps inputs defines ``mlp_frozen_step``."""
+    frozen = getattr(peer, "mlp_frozen_step", None)
     return {
         "sin": peer.sin_step(),
         "chain": peer.chain_step(),
         "mlp64": peer.mlp_step("float64"),
+        "mlpfrozen": frozen() if frozen else peer.mlp_step("float64"),
         "mlp32": peer.mlp_step("float32"),
         "matmul": peer.matmul_step(),
     }

@@ -21,7 +21,7 @@ import report
 import timing
 import trace_report
 
-PEERS = ("numpy", "opgraph", "trace", "dezero", "autograd", "torch")
+PEERS = ("numpy", "opgraph", "trace", "dezero", "autograd", "mygrad", "torch", "jax")
 REQUIRED_PEERS = ("numpy", "opgraph")
 
 

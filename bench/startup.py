@@ -1,5 +1,7 @@
 """Process-level costs, each measured in fresh subprocesses: interpreter start, ``import
-numpy``, ``import opgraph``, a cold ``opgraph list`` and the full default ``opgraph check``."""
+numpy``, ``import opgraph``, the first ``opgraph.ops``, a cold ``opgraph list`` and the full
+default ``opgraph check``. The children may write bytecode caches (``PYTHONDONTWRITEBYTECODE``
+is dropped), as an installed package has them: compiling sources would be timed otherwise."""
 
 from __future__ import annotations
 
@@ -19,8 +21,14 @@ def _command(*args: str) -> list[str]:
     return [str(script), *args] if script.exists() else [sys.executable, "-m", "opgraph.cli", *args]
 
 
-def _seconds(cmd: list[str]) -> tuple[float, int]:
+def _environment() -> dict[str, str]:
     env = {**os.environ, **ONE_THREAD}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _seconds(cmd: list[str]) -> tuple[float, int]:
+    env = _environment()
     start = time.perf_counter()
     done = subprocess.run(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
@@ -49,31 +57,33 @@ start = time.perf_counter()
 import numpy
 middle = time.perf_counter()
 import opgraph
-print(middle - start, time.perf_counter() - middle)
+end = time.perf_counter()
+opgraph.ops
+print(middle - start, end - middle, time.perf_counter() - end)
 """
 
 
-def import_times(runs: int) -> tuple[float, float]:
-    """Median seconds of ``import numpy`` and of ``import opgraph`` right after it, each timed
-    inside a fresh interpreter (process start-up, which varies more, stays out)."""
-    env = {**os.environ, **ONE_THREAD}
-    pairs = [
-        [
-            float(v)
-            for v in subprocess.check_output([sys.executable, "-c", IMPORT_TIMES], env=env).split()
-        ]
-        for _ in range(runs)
-    ]
-    return statistics.median(p[0] for p in pairs), statistics.median(p[1] for p in pairs)
+def import_times(runs: int) -> tuple[float, float, float]:
+    """Median seconds of ``import numpy``, of ``import opgraph`` right after it and of the
+    first ``opgraph.ops``, each timed inside a fresh interpreter (process start-up, which
+    varies more, stays out)."""
+    cmd = [sys.executable, "-c", IMPORT_TIMES]
+    rows = [
+        [float(v) for v in subprocess.check_output(cmd, env=_environment()).split()]
+        for _ in range(runs + 1)
+    ][1:]  # the first run may write bytecode caches
+    numpy_s, opgraph_s, ops_s = (statistics.median(column) for column in zip(*rows, strict=True))
+    return numpy_s, opgraph_s, ops_s
 
 
 def measure(runs: int, check_runs: int) -> dict[str, float | None]:
     """Median seconds of each step; ``check`` is None without the conformance harness."""
-    numpy_seconds, opgraph_extra = import_times(runs)
+    numpy_seconds, opgraph_extra, first_ops = import_times(runs)
     results: dict[str, float | None] = {
         "python -c pass (process)": _median([sys.executable, "-c", "pass"], runs),
         "import numpy (in process)": numpy_seconds,
         "import opgraph after numpy (in process)": opgraph_extra,
+        "first opgraph.ops after import (in process)": first_ops,
         "opgraph list (cold process)": _median(_command("list"), runs),
         "opgraph check (process)": None,
     }

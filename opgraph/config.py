@@ -15,14 +15,15 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING, Any
 
 from opgraph.contract import NAME_RE
 from opgraph.errors import ConfigError
-from opgraph.plugins import ESSENTIAL_DISTRIBUTION, ESSENTIAL_PLUGIN, Rule
+from opgraph.plugins import ESSENTIAL_DISTRIBUTION, ESSENTIAL_PLUGIN, Rule, canonical_name
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
 from opgraph.yamlschema import (
     Bool,
     Int,
@@ -148,6 +149,8 @@ class Config:
             raise ConfigError(errors_message(self.source, errors))
 
     def _requirement(self, text: str, key: str) -> Requirement | None:
+        from packaging.requirements import InvalidRequirement, Requirement  # only when needed
+
         try:
             return Requirement(text)
         except InvalidRequirement as exc:
@@ -159,7 +162,7 @@ class Config:
 
     def _check_static(self) -> None:
         for i, name in valid_items(self.disable):
-            if canonicalize_name(name) in (ESSENTIAL_DISTRIBUTION, ESSENTIAL_PLUGIN):
+            if canonical_name(name) in (ESSENTIAL_DISTRIBUTION, ESSENTIAL_PLUGIN):
                 self.problem(
                     f"plugins.disable[{i}]",
                     f"{name!r} provides the essential ops and cannot be disabled; "
@@ -246,8 +249,35 @@ PACKAGED_HINT = "an op-set config of yours, named by OPGRAPH_CONFIG for the defa
 """Where to resolve a conflict met by the packaged default config (it is not for editing)."""
 
 
+PACKAGED = Path(__file__).parent / "configs" / "default.yaml"
+PACKAGED_SOURCE = "default.yaml (packaged)"
+PRECOMPILED = PACKAGED.with_suffix(".json")
+"""The packaged config parsed and schema-checked ahead of time (`precompile`), with the YAML
+text it was made from: the first ``opgraph.ops`` then needs no YAML parser (~15 ms)."""
+
+
+def precompile(text: str) -> dict[str, Any]:
+    """What `PRECOMPILED` holds for the packaged config ``text``: the text, its tree and where
+    each key stands. Regenerate after editing default.yaml (a test says how)."""
+    tree, reader = parse(text, PACKAGED_SOURCE, SCHEMA)
+    if reader.errors:
+        raise ConfigError(errors_message(PACKAGED_SOURCE, reader.errors))
+    return {"yaml": text, "tree": tree, "marks": reader.marks}
+
+
 def packaged_config() -> Config:
     """The config shipped in the package (opgraph/configs/default.yaml): every installed plugin.
-    Its ``path`` is None: it is package data, not a file to edit."""
-    text = (Path(__file__).parent / "configs" / "default.yaml").read_text(encoding="utf-8")
-    return from_text(text, "default.yaml (packaged)")
+    Its ``path`` is None: it is package data, not a file to edit. Read from `PRECOMPILED` when
+    that was made from this very text, else parsed (the same validation either way)."""
+    import json
+
+    text = PACKAGED.read_text(encoding="utf-8")
+    try:
+        compiled = json.loads(PRECOMPILED.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        compiled = None
+    if not isinstance(compiled, dict) or compiled.get("yaml") != text:
+        return from_text(text, PACKAGED_SOURCE)
+    reader = Reader(PACKAGED_SOURCE, loader=None)
+    reader.marks = compiled["marks"]
+    return Config(compiled["tree"], reader, None)

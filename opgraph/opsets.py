@@ -10,7 +10,7 @@
   (`use_opset`, per thread and asyncio task).
 
 The plugin layer is imported on first need, not at ``import opgraph``: it costs milliseconds
-(``importlib.metadata``, ``packaging``) that a script which never calls an op should not pay.
+(``importlib.metadata``, ``pluggy``) that a script which never calls an op should not pay.
 """
 
 from __future__ import annotations
@@ -141,9 +141,7 @@ def _refuse_or_warn(problems: list[tuple[type, str]], strict: bool) -> None:
 
 
 def _check_plugin_names(config: Config) -> None:
-    from packaging.utils import canonicalize_name
-
-    from opgraph.plugins import installed_names
+    from opgraph.plugins import canonical_name, installed_names
 
     known = installed_names()
     for key, names in (
@@ -151,7 +149,7 @@ def _check_plugin_names(config: Config) -> None:
         ("plugins.disable", config.disable),
     ):
         for i, name in enumerate(names):
-            if canonicalize_name(name) not in known:
+            if canonical_name(name) not in known:
                 config.unknown(f"{key}[{i}]", "plugin", name, known)
     config.raise_problems()
 
@@ -159,9 +157,7 @@ def _check_plugin_names(config: Config) -> None:
 def _check_requires(config: Config, records: list[PluginRecord]) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
-    from packaging.utils import canonicalize_name
-
-    from opgraph.plugins import applies, satisfied
+    from opgraph.plugins import applies, canonical_name, satisfied
 
     for required in config.requires:
         req = required.requirement
@@ -179,8 +175,8 @@ def _check_requires(config: Config, records: list[PluginRecord]) -> None:
                 f"{required.where}: plugins.require: {req} is required but {req.name} "
                 f"{installed} is installed; {install}"
             )
-        key = canonicalize_name(req.name)
-        own = [r for r in records if canonicalize_name(r.provenance.distribution or "") == key]
+        key = canonical_name(req.name)
+        own = [r for r in records if canonical_name(r.provenance.distribution or "") == key]
         if bad := [r for r in own if r.status != "active"]:
             raise PluginError(
                 f"{required.where}: plugins.require: {req.name} is required, but "

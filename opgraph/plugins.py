@@ -21,14 +21,14 @@ import traceback
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import EntryPoint, distributions
-from typing import Literal
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from importlib.metadata import Distribution, EntryPoint, distributions
+from typing import TYPE_CHECKING, Literal
 
 from opgraph.contract import OpSpec, Provenance
 from opgraph.errors import ConfigError, OpgraphWarning, PluginWarning
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
 
 GROUP = "opgraph"
 ESSENTIAL_DISTRIBUTION = "opgraph"
@@ -80,6 +80,17 @@ def env_seconds(name: str, environ: Mapping[str, str] = os.environ) -> float | N
     return seconds
 
 
+_SEPARATORS = re.compile(r"[-_.]+")
+_LEADING_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*")
+
+
+def canonical_name(name: str) -> str:
+    """A plugin or distribution name in PEP 503 normal form (``My_Ops`` is ``my-ops``), as
+    ``packaging.utils.canonicalize_name`` gives it; written out because importing that module
+    imports ``packaging.tags`` too, milliseconds that every first ``opgraph.ops`` would pay."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
 def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
     """An on/off environment variable: any of `TRUE_WORDS`, in any case; else off."""
     return environ.get(name, "").strip().lower() in TRUE_WORDS
@@ -111,7 +122,7 @@ def _group_entry_points() -> Iterator[EntryPoint]:
     for dist in distributions():
         try:
             found = [ep for ep in dist.entry_points if ep.group == GROUP]
-            name = canonicalize_name(dist.metadata["Name"] or "") if found else ""
+            name = canonical_name(_name_and_version(dist)[0] or "") if found else ""
         except Exception as exc:
             where = getattr(dist, "_path", "an installed distribution")
             warn_once(f"cannot read the metadata of {where}: {_short_reason(exc)}; skipped")
@@ -121,37 +132,41 @@ def _group_entry_points() -> Iterator[EntryPoint]:
             yield from found
 
 
+@functools.cache
+def _name_and_version(dist: Distribution) -> tuple[str | None, str | None]:
+    """A distribution's name and version from one parse of its METADATA (``dist.name`` and
+    ``dist.version`` read and parse the file again on every access)."""
+    metadata = dist.metadata
+    return metadata["Name"], metadata["Version"]
+
+
 def distribution_of(ep: EntryPoint) -> str | None:
-    return ep.dist.name if ep.dist is not None else None
+    return _name_and_version(ep.dist)[0] if ep.dist is not None else None
 
 
 def provenance_of(ep: EntryPoint) -> Provenance:
-    dist = ep.dist
-    return Provenance(
-        plugin=ep.name,
-        distribution=dist.name if dist is not None else None,
-        version=dist.version if dist is not None else None,
-        entry_point=ep.value,
-    )
+    name, version = _name_and_version(ep.dist) if ep.dist is not None else (None, None)
+    return Provenance(plugin=ep.name, distribution=name, version=version, entry_point=ep.value)
 
 
 def is_essential(ep: EntryPoint) -> bool:
     """Judged by distribution, so a third-party plugin that is also named ``builtin`` gets no
     exemption from allow and deny lists."""
     dist = distribution_of(ep)
-    return dist is not None and canonicalize_name(dist) == ESSENTIAL_DISTRIBUTION
+    return dist is not None and canonical_name(dist) == ESSENTIAL_DISTRIBUTION
 
 
 def names_of(ep: EntryPoint) -> set[str]:
     """The names a plugin answers to in allow/deny lists: its entry point and distribution
     names, compared in PEP 503 normal form (``My_Ops`` == ``my-ops``)."""
     dist = distribution_of(ep)
-    return {canonicalize_name(ep.name)} | ({canonicalize_name(dist)} if dist else set())
+    return {canonical_name(ep.name)} | ({canonical_name(dist)} if dist else set())
 
 
-def installed_names() -> set[str]:
+@functools.lru_cache(maxsize=1)
+def installed_names() -> frozenset[str]:
     """Every name an allow or deny list can match: `names_of` each discovered plugin."""
-    return {name for ep in discover() for name in names_of(ep)}
+    return frozenset(name for ep in discover() for name in names_of(ep))
 
 
 @dataclass(frozen=True)
@@ -164,7 +179,7 @@ class Rule:
     """Where the rule comes from, e.g. ``OPGRAPH_DISABLE_PLUGINS`` or ``ci.yaml:4``."""
 
     def matches(self, ep: EntryPoint) -> bool:
-        return bool(names_of(ep) & {canonicalize_name(n) for n in self.names})
+        return bool(names_of(ep) & {canonical_name(n) for n in self.names})
 
 
 @dataclass(frozen=True)
@@ -245,12 +260,19 @@ def incompatibility(ep: EntryPoint) -> str | None:
     from opgraph import __version__
 
     for line in (ep.dist.requires or ()) if ep.dist is not None else ():
+        named = _LEADING_NAME.match(line)  # PEP 508: the name comes first
+        if named is None or canonical_name(named[1]) != ESSENTIAL_DISTRIBUTION:
+            continue  # another distribution: no need to parse it
+        if named.end() == len(line):
+            continue  # a bare `opgraph`: any version will do
+        from packaging.requirements import InvalidRequirement, Requirement
+
         try:
             req = Requirement(line)
         except InvalidRequirement:
             continue
         if (
-            canonicalize_name(req.name) == ESSENTIAL_DISTRIBUTION
+            canonical_name(req.name) == ESSENTIAL_DISTRIBUTION
             and applies(req)
             and not satisfied(req, __version__)
         ):
@@ -268,6 +290,8 @@ def reset() -> None:
     """Forget scanned entry points and loaded plugins (tests install fake distributions)."""
     with _lock:
         discover.cache_clear()
+        installed_names.cache_clear()
+        _name_and_version.cache_clear()
         _loaded.clear()
         _skipped.clear()
         _warned.clear()
@@ -281,8 +305,8 @@ def load_all(selection: Selection) -> list[PluginRecord]:
         records = [record_for(ep, selection) for ep in discover()]
     for rule in selection.rules:
         for name in sorted(rule.names):
-            if canonicalize_name(name) not in known:
-                close = difflib.get_close_matches(canonicalize_name(name), sorted(known), n=1)
+            if canonical_name(name) not in known:
+                close = difflib.get_close_matches(canonical_name(name), sorted(known), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 warn_once(f"{rule.source} names {name!r}, which is no installed plugin{hint}")
     for record in records:

@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from packaging.utils import canonicalize_name
 
 from opgraph.contract import KINDS, NAME_RE, Attr, Domain, OpSpec, Provenance, Tolerance
 from opgraph.errors import OpConflictError, OpDeclarationError, PluginError
 from opgraph.op import Op, make_op
-from opgraph.plugins import PluginRecord
+from opgraph.plugins import PluginRecord, canonical_name
 
 ESSENTIAL = (
     "add",
@@ -352,13 +351,9 @@ def provider_key(op: Op, rivals: Iterable[Op] = ()) -> str:
     """The name a config uses for ``op``'s provider: the plugin name, or the distribution name
     when two rivals share the plugin name (compared as `provided_by` compares them)."""
     prov = op.provenance
-    same = [
-        r
-        for r in rivals
-        if canonicalize_name(r.provenance.plugin) == canonicalize_name(prov.plugin)
-    ]
+    same = [r for r in rivals if canonical_name(r.provenance.plugin) == canonical_name(prov.plugin)]
     if len(same) > 1 and prov.distribution:
-        return canonicalize_name(prov.distribution)
+        return canonical_name(prov.distribution)
     return prov.plugin
 
 
@@ -366,9 +361,9 @@ def provided_by(op: Op, key: str) -> bool:
     """Whether a config's ``providers`` value names ``op``'s plugin or distribution (either
     works, in PEP 503 normal form, as `provider_key` may suggest either)."""
     prov = op.provenance
-    return canonicalize_name(key) in {
-        canonicalize_name(prov.plugin),
-        canonicalize_name(prov.distribution or prov.plugin),
+    return canonical_name(key) in {
+        canonical_name(prov.plugin),
+        canonical_name(prov.distribution or prov.plugin),
     }
 
 

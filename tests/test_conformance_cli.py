@@ -100,12 +100,64 @@ def test_pytest_plugin_generates_readable_ids(tmp_path):
     listed = _pytest(
         ["-p", "opgraph.testing", "--opgraph-op", "sin", "--collect-only", "-q"], tmp_path
     )
-    assert "conformance[sin-grad_shape-2]" in listed.stdout
+    assert "conformance[sin]::grad_shape\n" in listed.stdout  # one test per op and check
     ran = _pytest(["-p", "opgraph.testing", "--opgraph-op", "sin", "-q"], tmp_path)
     assert ran.returncode == 0, ran.stdout
     assert re.search(r"\d+ passed, \d+ skipped", ran.stdout) and "failed" not in ran.stdout
     unknown = _pytest(["-p", "opgraph.testing", "--opgraph-op", "nope"], tmp_path)
     assert unknown.returncode == 4 and "no such op" in unknown.stderr
+
+
+def test_collecting_the_pytest_tests_generates_no_sample(monkeypatch):
+    from opgraph.conformance import runner
+    from opgraph.testing import ConformanceSuite
+
+    def generate(*args):
+        raise AssertionError("samples generated at collection")
+
+    monkeypatch.setattr(runner, "op_cases", generate)
+    suite = ConformanceSuite(ops=("sin", "add"))
+    assert suite.params() == [(op, c) for op in ("add", "sin") for c in CHECKS]
+    with pytest.raises(AssertionError, match="samples generated"):
+        suite.verify(("sin", "grad_value"))  # generated on first use, not before
+
+
+def test_per_op_mode_makes_one_test_of_every_check(fake_site, tmp_path):
+    from opgraph.testing import ConformanceSuite
+
+    install_faulty(fake_site)
+    suite = ConformanceSuite(ops=("faulty_unbroadcast", "sin"), per_op=True)
+    assert suite.params() == [("faulty_unbroadcast", None), ("sin", None)]
+    with pytest.raises(pytest.fail.Exception, match="FAIL faulty_unbroadcast · grad_shape"):
+        suite.verify(("faulty_unbroadcast", None))
+    suite.verify(("sin", None))
+    listed = _pytest(
+        [
+            "-p",
+            "opgraph.testing",
+            "--opgraph-op",
+            "sin",
+            "--opgraph-per-op",
+            "--collect-only",
+            "-q",
+        ],
+        tmp_path,
+    )
+    assert listed.stdout.splitlines()[0] == "::conformance[sin]"
+
+
+def test_under_xdist_loadscope_each_op_runs_on_one_worker(tmp_path):
+    pytest.importorskip("xdist")
+    ops = ("sin", "cos", "add", "mul", "tanh", "exp")
+    args = ["-p", "opgraph.testing", *(f"--opgraph-op={op}" for op in ops)]
+    ran = _pytest([*args, "-n", "2", "--dist", "loadscope", "-v"], tmp_path)
+    assert ran.returncode == 0, ran.stdout
+    workers: dict[str, set[str]] = {}
+    for worker, op in re.findall(r"\[(gw\d)\].* ::conformance\[(\w+)\]::", ran.stdout):
+        workers.setdefault(op, set()).add(worker)
+    assert sorted(workers) == sorted(ops)
+    assert all(len(w) == 1 for w in workers.values()), workers
+    assert len(set().union(*workers.values())) == 2  # and the ops are shared out
 
 
 def test_conformance_suite_one_liner_reports_a_faulty_plugin(fake_site, tmp_path):
@@ -122,12 +174,14 @@ def test_conformance_suite_one_liner_reports_a_faulty_plugin(fake_site, tmp_path
     ran = _pytest(["-q", "-rf", "-k", "unbroadcast"], tmp_path, env=fake_site.env)
     assert ran.returncode == 1
     assert (
-        "FAILED test_faulty_conformance.py::test_conformance[faulty_unbroadcast-grad_shape-"
+        "FAILED test_faulty_conformance.py::test_conformance[faulty_unbroadcast-grad_shape]"
         in ran.stdout
     )
     assert "replay: opgraph check --op faulty_unbroadcast --check grad_shape" in ran.stdout
+    assert "on 20 samples (1-10, 17-26)" in ran.stdout  # every failing sample, grouped
+    assert "on 4 samples (11-12, 27-28)" in ran.stdout
     assert (
-        "test_conformance[faulty_unbroadcast-grad_value-" not in ran.stdout.split("short test")[-1]
+        "test_conformance[faulty_unbroadcast-grad_value]" not in ran.stdout.split("short test")[-1]
     )
 
 
@@ -159,7 +213,7 @@ def test_a_crash_generating_samples_is_an_error_of_every_check(fake_site):
     assert [(r.check, r.status, r.sample) for r in results] == [(c, "error", None) for c in CHECKS]
     assert "sample_inputs is broken" in results[0].message
     params = suite.params()
-    assert params == [("broken_samples", c, None) for c in CHECKS]
+    assert params == [("broken_samples", c) for c in CHECKS]
     with pytest.raises(RuntimeError, match="sample_inputs is broken") as raised:
         suite.verify(params[0])  # the plugin's own exception, for pytest's --tb and --pdb
     with pytest.raises(RuntimeError) as again:
@@ -181,11 +235,11 @@ def test_suite_maps_expected_failures_to_xfail_and_replays_with_the_config(fake_
     )
     suite = ConformanceSuite(str(config), ops=("faulty_wrong_value", "faulty_unbroadcast"))
     params = suite.params()
-    statuses = {p: suite.result(*p).status for p in params}
-    excused = next(p for p in params if statuses[p] == "xfail")
+    statuses = {p: {r.status for r in suite.results(*p)} for p in params}
+    excused = next(p for p in params if "xfail" in statuses[p])
     with pytest.raises(pytest.xfail.Exception, match="doubled on purpose"):
         suite.verify(excused)
-    failing = next(p for p in params if statuses[p] == "fail")
+    failing = next(p for p in params if "fail" in statuses[p])
     assert failing[:2] == ("faulty_unbroadcast", "grad_shape")
     with pytest.raises(pytest.fail.Exception, match=f"--config {re.escape(str(config))}"):
         suite.verify(failing)

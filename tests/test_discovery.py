@@ -55,6 +55,7 @@ def test_import_opgraph_imports_no_plugin_until_ops_are_needed():
         "assert 'yaml' not in sys.modules\n"
         "opgraph.ops.sin\n"
         "assert 'opgraph_ops' in sys.modules\n"
+        "assert 'yaml' not in sys.modules and 'packaging' not in sys.modules, 'slow start-up'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+from xml.etree import ElementTree as ET
 
 import numpy as np
 
@@ -160,6 +161,44 @@ def test_json_dash_writes_the_report_to_stdout(capsys):
     assert json.loads(captured.out)["summary"]["ops"] == 1
     assert "1 op, " in captured.err  # the text report moved to stderr
     assert main(["check", "--op", "sin", "--json", "-", "--junit", "-"]) == 2
+
+
+def _strict_json(text: str) -> object:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_the_json_report_is_strict_compact_and_one_result_per_line():
+    details = {
+        "max_abs_err": np.float32("nan"),
+        "max_rel_err": float("inf"),
+        "where": (np.int64(2), -np.inf),
+        "observed": np.dtype("float32"),
+    }
+    results = [
+        Result("sin", "p", "grad_value", "fail", 3, "float64 (2,)", "bad", details),
+        Result("sin", "p", "shape_rule", "pass", 3, "float64 (2,)"),
+    ]
+    out = io.StringIO()
+    report.write_json(RunReport(results, 1, 1, 0.25, 7), out)
+    lines = out.getvalue().splitlines()
+    assert lines[1:] == ['"results":[', *lines[2:4], "]}"] and ": " not in out.getvalue()
+    payload = _strict_json(out.getvalue())
+    assert payload["summary"]["results"] == 2 and payload["summary"]["fail"] == 1
+    first = payload["results"][0]
+    assert first["details"] == {
+        "max_abs_err": "nan",
+        "max_rel_err": "inf",
+        "where": [2, "-inf"],
+        "observed": "float32",
+    }
+    assert first["replay"] == "opgraph check --op sin --check grad_value --sample 3 --seed 7"
+    junit = io.StringIO()
+    report.write_junit(RunReport(results, 1, 1, 0.25, 7), junit)
+    (suite,) = ET.fromstring(junit.getvalue().split("\n", 1)[1])
+    assert (suite.get("name"), suite.get("tests"), suite.get("failures")) == ("sin", "2", "1")
 
 
 def test_check_help_is_plain_text_and_lists_every_exit_code():

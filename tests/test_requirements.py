@@ -7,7 +7,14 @@ import pytest
 from packaging.requirements import Requirement
 
 from opgraph import ConfigError, config
-from opgraph.plugins import applies, satisfied
+from opgraph.plugins import applies, canonical_name, satisfied
+
+
+@pytest.mark.parametrize("name", ["opgraph", "My_Ops", "a.b-c__d", "A--B..c", "x_", "Opgraph-Conv"])
+def test_canonical_names_are_packagings(name):
+    from packaging.utils import canonicalize_name
+
+    assert canonical_name(name) == canonicalize_name(name)
 
 
 @pytest.mark.parametrize(

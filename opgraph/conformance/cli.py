@@ -297,15 +297,14 @@ def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: An
     out = sys.stderr if to_stdout else sys.stdout
     style = report.Style(colour=use_colour(out), verbose=args.verbose, tracebacks=args.tb)
     print(report.text(result, extra, style), file=out)
-    for path, render in ((json_path, report.to_json), (junit_path, report.to_junit)):
+    for path, write in ((json_path, report.write_json), (junit_path, report.write_junit)):
         if path is None:
             continue
-        document = render(result, extra) + "\n"
         if str(path) == "-":
-            sys.stdout.write(document)
+            write(result, sys.stdout, extra)
             continue
         try:
-            write_report(str(path), lambda stream, document=document: stream.write(document))
+            write_report(str(path), lambda stream, write=write: write(result, stream, extra))
         except OSError as exc:
             return _usage_error(f"cannot write the report {path}: {exc.strerror or exc}")
         print(f"wrote {path}", file=sys.stderr)

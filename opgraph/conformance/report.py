@@ -9,13 +9,16 @@ are taken from the results, so checks added later render like the others.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from xml.etree import ElementTree as ET
+
+import numpy as np
 
 from opgraph.conformance.runner import FAILING, NOT_RUN, Result, RunReport
 from opgraph.conformance.settings import CHECKS
@@ -254,7 +257,9 @@ def failure_details(
     return "\n".join(lines)
 
 
-def _group_block(results: list[Result], seed: int, extra: Sequence[str], style: Style) -> str:
+def group_block(
+    results: list[Result], seed: int, extra: Sequence[str] = (), style: Style = Style()
+) -> str:
     """One failure group: what, on which samples, the first sample's details, one replay."""
     first = results[0]
     status = style.paint(first.status.upper(), _STATUS_COLOUR.get(first.status))
@@ -349,7 +354,7 @@ def text(report: RunReport, extra: Sequence[str] = (), style: Style = Style()) -
     parts = [table(report, style)] if report.results else []
     failures = group(r for r in report.results if r.failed)
     if failures:
-        parts.append("\n\n".join(_group_block(g, report.seed, extra, style) for g in failures))
+        parts.append("\n\n".join(group_block(g, report.seed, extra, style) for g in failures))
     if hints := [r for r in report.results if r.status == "hint"]:
         parts.append("\n".join(hint_lines(hints)))
     if style.verbose and (skips := _skip_lines(report)):
@@ -389,34 +394,62 @@ def result_dict(result: Result, seed: int, extra: Sequence[str] = ()) -> dict[st
     }
 
 
-def to_json(report: RunReport, extra: Sequence[str] = ()) -> str:
-    """The JSON report documented in docs/conformance.md (``summary`` + ``results``)."""
-    payload = {
-        "summary": {
-            "ops": report.ops,
-            "samples": report.samples,
-            "results": len(report.results),
-            "seed": report.seed,
-            "seconds": round(report.seconds, 3),
-            "failed": report.failed,
-            **report.counts(),
-            "unchecked": list(report.unchecked),
-        },
-        "results": [result_dict(r, report.seed, extra) for r in report.results],
+def json_safe(value: Any) -> Any:
+    """``value`` as strict JSON data: a non-finite float becomes the string ``"nan"``,
+    ``"inf"`` or ``"-inf"`` (JSON has no NaN), a numpy scalar its Python value, a tuple a list,
+    any other object its ``str()`` (details come from plugins and may hold anything)."""
+    if value is None or isinstance(value, (str, bool, int)):
+        return value
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(float(value))
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return json_safe(value.item())
+    return str(value)
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+def write_json(report: RunReport, out: IO[str], extra: Sequence[str] = ()) -> None:
+    """The JSON report documented in docs/conformance.md (``summary`` + ``results``), written
+    to ``out`` one compact result per line as it is encoded: memory stays flat however many
+    results a run has."""
+    summary = {
+        "ops": report.ops,
+        "samples": report.samples,
+        "results": len(report.results),
+        "seed": report.seed,
+        "seconds": round(report.seconds, 3),
+        "failed": report.failed,
+        **report.counts(),
+        "unchecked": list(report.unchecked),
     }
-    return json.dumps(payload, indent=2, default=str)
+    out.write(f'{{"summary":{_ENCODER.encode(json_safe(summary))},\n"results":[')
+    separator = "\n"
+    for result in report.results:
+        out.write(separator + _ENCODER.encode(json_safe(result_dict(result, report.seed, extra))))
+        separator = ",\n"
+    out.write("\n]}\n")
 
 
-def to_junit(report: RunReport, extra: Sequence[str] = ()) -> str:
+def write_junit(report: RunReport, out: IO[str], extra: Sequence[str] = ()) -> None:
     """JUnit XML: one test suite per op, one test case per check and sample; an error's body
-    holds its full traceback."""
-    suites = ET.Element("testsuites", name="opgraph conformance", time=f"{report.seconds:.3f}")
+    holds its full traceback. Written op by op, like `write_json`."""
+    out.write("<?xml version='1.0' encoding='utf-8'?>\n")
+    root = ET.tostring(
+        ET.Element("testsuites", name="opgraph conformance", time=f"{report.seconds:.3f}"),
+        encoding="unicode",
+    )
+    out.write(root.removesuffix(" />") + ">")
     by_op: dict[str, list[Result]] = {}
     for r in report.results:
         by_op.setdefault(r.op, []).append(r)
     for op, results in by_op.items():
-        suite = ET.SubElement(
-            suites,
+        suite = ET.Element(
             "testsuite",
             name=op,
             tests=str(len(results)),
@@ -434,4 +467,5 @@ def to_junit(report: RunReport, extra: Sequence[str] = ()) -> str:
                 )
             elif r.status in NOT_RUN:
                 ET.SubElement(case, "skipped", message=r.message)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+        out.write(ET.tostring(suite, encoding="unicode"))
+    out.write("</testsuites>\n")
