@@ -233,9 +233,10 @@ def test_the_pytest_suite_compares_rival_providers_too(fake_site, tmp_path):
     config = tmp_path / "pick.yaml"
     config.write_text("providers:\n  sin: builtin\n")
     suite = ConformanceSuite(str(config), ops=("sin",))
-    params = [p for p in suite.params() if p[1] == "differential"]
-    assert params and all(sample is not None for _, _, sample in params)
-    assert any(suite.result(*p).status == "fail" for p in params)
+    assert [p for p in suite.params() if p[1] == "differential"] == [("sin", "differential")]
+    results = suite.results("sin", "differential")
+    assert results and all(r.sample is not None for r in results)
+    assert any(r.status == "fail" for r in results)
 
 
 def test_a_declared_reference_is_compared_on_every_sample():
