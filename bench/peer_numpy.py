@@ -17,34 +17,12 @@ def to_numpy(value: np.ndarray) -> np.ndarray:
 
 def sin_step() -> Callable[[], list]:
     x = problems.sin_input()
-
-    def step() -> list:
-        y = np.sin(x)
-        return [np.ones_like(y) * np.cos(x)]
-
-    return step
+    return lambda: problems.sin_by_hand(x, np.sin, np.cos, np.ones_like)
 
 
 def chain_step() -> Callable[[], list]:
     x = problems.chain_input()
-
-    def step() -> list:
-        saved = []  # per round: tanh's output
-        y = x
-        for _ in range(problems.CHAIN_ROUNDS):
-            t = np.tanh(y * 0.5 + 0.1)
-            saved.append(t)
-            y = np.sin(t) * 1.5
-        y.sum()
-        g = np.ones_like(x)
-        for t in reversed(saved):
-            g = g * 1.5
-            g = g * np.cos(t)
-            g = g * (1 - t * t)
-            g = g * 0.5
-        return [g]
-
-    return step
+    return lambda: problems.chain_by_hand(x, np.sin, np.tanh, np.cos, np.ones_like)
 
 
 def mlp_step(dtype: str) -> Callable[[], list]:

@@ -56,6 +56,16 @@ def chain_step() -> Callable[[], list]:
     return step
 
 
+def sin_kernel_step() -> Callable[[], list]:
+    x = torch.from_numpy(problems.sin_input())  # no requires_grad: nothing is recorded
+    return lambda: problems.sin_by_hand(x, torch.sin, torch.cos, torch.ones_like)
+
+
+def chain_kernel_step() -> Callable[[], list]:
+    x = torch.from_numpy(problems.chain_input())
+    return lambda: problems.chain_by_hand(x, torch.sin, torch.tanh, torch.cos, torch.ones_like)
+
+
 def mlp_step(dtype: str) -> Callable[[], list]:
     data = problems.mlp_data(dtype)
     x, t = torch.from_numpy(data.x), torch.from_numpy(data.t)

@@ -51,6 +51,33 @@ def chain(x: Any, sin: Callable, tanh: Callable) -> Any:
     return y
 
 
+def sin_by_hand(x: Any, sin: Callable, cos: Callable, ones_like: Callable) -> list:
+    """sin's forward and its derivative written out in one array library's kernels."""
+    y = sin(x)
+    return [ones_like(y) * cos(x)]
+
+
+def chain_by_hand(
+    x: Any, sin: Callable, tanh: Callable, cos: Callable, ones_like: Callable
+) -> list:
+    """`chain` + sum, forward and the gradient written out in one array library's kernels:
+    the floor an engine built on those kernels is measured against."""
+    saved = []  # per round: tanh's output
+    y = x
+    for _ in range(CHAIN_ROUNDS):
+        t = tanh(y * 0.5 + 0.1)
+        saved.append(t)
+        y = sin(t) * 1.5
+    y.sum()
+    g = ones_like(x)
+    for t in reversed(saved):
+        g = g * 1.5
+        g = g * cos(t)
+        g = g * (1 - t * t)
+        g = g * 0.5
+    return [g]
+
+
 @dataclass(frozen=True)
 class MLPData:
     """A batch, its targets and the initial parameters (W1, b1, W2, b2) in one dtype."""
@@ -113,6 +140,14 @@ def sgd_update(params: list[np.ndarray], grads: list[np.ndarray]) -> None:
 def matmul_inputs() -> tuple[np.ndarray, np.ndarray]:
     g = rng()
     return g.standard_normal((MATMUL_N, MATMUL_N)), g.standard_normal((MATMUL_N, MATMUL_N))
+
+
+def kernel_steps(peer: Any) -> dict[str, Callable[[], list]]:
+    """The per-op workloads written by hand in the kernels of a peer that does not compute with
+    numpy's (``sin_kernel_step``, ``chain_kernel_step``): shown beside the peer, because the
+    overheads are measured above numpy's floor and these kernels may be faster or slower."""
+    found = {w: getattr(peer, f"{w}_kernel_step", None) for w in ("sin", "chain")}
+    return {w: make() for w, make in found.items() if make is not None}
 
 
 def steps(peer: Any) -> dict[str, Callable[[], list]]:

@@ -65,6 +65,7 @@ def run_workloads(peers: dict[str, ModuleType], only: list[str], quick: bool) ->
 
     repeats, batch = (5, 0.02) if quick else (15, 0.05)
     steps = {name: problems.steps(peer) for name, peer in peers.items()}
+    kernels = {name: problems.kernel_steps(peer) for name, peer in peers.items()}
     medians: dict[str, dict[str, float]] = {}
     checks: dict[str, dict[str, dict]] = {}
     for workload in only:
@@ -74,8 +75,11 @@ def run_workloads(peers: dict[str, ModuleType], only: list[str], quick: bool) ->
             name: check_against_floor(workload, peer, first[name], reference)
             for name, peer in peers.items()
         }
+        floors = {
+            report.kernels_of(name): k[workload] for name, k in kernels.items() if workload in k
+        }
         medians[workload] = timing.interleaved_medians(
-            {name: steps[name][workload] for name in peers},
+            {**{name: steps[name][workload] for name in peers}, **floors},
             repeats=repeats,
             min_batch_seconds=batch,
         )
