@@ -31,7 +31,7 @@ NOT_RUN = frozenset({"skip", "xfail"})
 """Statuses reports show as skipped (an expected failure is not held against the op)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large run holds a million of them
 class Result:
     """One check of one op on one sample (``sample`` is None for a check with no sample)."""
 
