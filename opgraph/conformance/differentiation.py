@@ -331,4 +331,21 @@ class _SecondOrder:
         analytic = float(sum(np.sum(t) for t in terms))
         scale = float(sum(np.sum(np.abs(t)) for t in terms))
         self.last = (analytic, numerical)
-        return numeric.close(analytic, numerical, scale, tol)
+        return numeric.close(analytic, numerical, scale, tol, self._cast_noise(hessian, directions))
+
+    def _cast_noise(
+        self, hessian: dict[int, np.ndarray | None], directions: dict[int, np.ndarray]
+    ) -> float:
+        """The rounding a moved output gradient gets when it is cast to its output's dtype (a
+        float32 output of float64 inputs, ``astype``): ``s`` is linear in it, so each element
+        is off by at most half a unit in the last place in each of the two evaluations."""
+        total = 0.0
+        for p in directions:
+            m = self.cotangent_of.get(p)
+            if m is None or hessian[p] is None:
+                continue
+            dtype = self.outputs[m].dtype
+            if dtype.kind == "f" and dtype.itemsize < 8:
+                ulp = np.spacing(np.abs(self.point[p]).astype(dtype)).astype(np.float64)
+                total += float(np.sum(np.abs(hessian[p].astype(np.float64)) * ulp))
+        return total / (2 * self.eps)
