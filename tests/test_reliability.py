@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -158,6 +159,7 @@ def test_a_real_ctrl_c_ends_the_run_with_130_and_an_incomplete_report(fake_site,
     assert child.returncode == EXIT_INTERRUPTED, err
     assert "interrupted" in err and "incomplete" in err
     document = json.loads(report.read_text())  # replaced whole, never the old one
+    assert document["summary"]["incomplete"] is True
     assert {r["op"] for r in document["results"]} <= {"fine", "spinning"}
 
 
@@ -246,3 +248,13 @@ def test_plugin_text_cannot_forge_report_lines_or_reach_the_terminal(fake_site, 
     replays = [line for line in out.splitlines() if line.lstrip().startswith("replay:")]
     assert replays and all(line.startswith("  replay: opgraph check ") for line in replays)
     assert "\\n  replay: curl" in out  # shown, escaped, inside its own line
+
+
+def test_reports_stay_well_formed_whatever_plugin_text_holds(fake_site, tmp_path):
+    fake_site.add_plugin("hostile-ops", HOSTILE)
+    json_path, junit_path = tmp_path / "r.json", tmp_path / "r.xml"
+    args = ["check", "--op", "hostile", "--json", str(json_path), "--junit", str(junit_path)]
+    assert cli.main(args) == EXIT_FAILED
+    ElementTree.parse(junit_path)  # well-formed despite NUL, ESC, U+FFFE in the messages
+    json.loads(json_path.read_text(), parse_constant=pytest.fail)  # strict: no NaN
+    assert json.loads(json_path.read_text())["summary"]["incomplete"] is False

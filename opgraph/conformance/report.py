@@ -364,10 +364,8 @@ def text(report: RunReport, extra: Sequence[str] = (), style: Style = Style()) -
         summary += ["checks that never ran:", *ran_never]
     if report.unchecked:
         names = ", ".join(report.unchecked[:6]) + ("..." if len(report.unchecked) > 6 else "")
-        summary.append(
-            f"stopped early (--maxfail / -x): {plural(len(report.unchecked), 'op')} not checked: "
-            f"{names}"
-        )
+        why = "interrupted (Ctrl-C)" if report.interrupted else "stopped early (--maxfail / -x)"
+        summary.append(f"{why}: {plural(len(report.unchecked), 'op')} not checked: {names}")
     summary.append(summary_line(report, style))
     parts.append("\n".join(summary))
     return "\n\n".join(parts)
@@ -427,6 +425,7 @@ def write_json(report: RunReport, out: IO[str], extra: Sequence[str] = ()) -> No
         "failed": report.failed,
         **report.counts(),
         "unchecked": list(report.unchecked),
+        "incomplete": report.interrupted,
     }
     out.write(f'{{"summary":{_ENCODER.encode(json_safe(summary))},\n"results":[')
     separator = "\n"
@@ -467,5 +466,16 @@ def write_junit(report: RunReport, out: IO[str], extra: Sequence[str] = ()) -> N
                 )
             elif r.status in NOT_RUN:
                 ET.SubElement(case, "skipped", message=r.message)
-        out.write(ET.tostring(suite, encoding="unicode"))
+        out.write(xml_safe(ET.tostring(suite, encoding="unicode")))
     out.write("</testsuites>\n")
+
+
+_XML_INVALID = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(markup: str) -> str:
+    """Serialised XML with every character XML 1.0 forbids (control characters, lone
+    surrogates, U+FFFE/U+FFFF: plugin text may hold any) shown as an escape, so the document
+    stays well-formed. Markup itself is printable ASCII: only text and attribute values
+    change."""
+    return _XML_INVALID.sub(lambda m: repr(m[0])[1:-1], markup)
