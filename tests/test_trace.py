@@ -385,7 +385,7 @@ def test_the_trace_check_skips_undeclared_and_fails_declared_ops_it_cannot_repla
         ("faulty_declared_traceable", "fail"),  # traceable=True
         ("faulty_not_differentiable", "skip"),  # undeclared
     ):
-        found = [r for r in results if r.op == name]
+        found = [r for r in results if r.op == name and "first 12 samples" not in r.message]
         assert found and all(r.status == status for r in found), name
         assert all("reads Variable.data" in r.message for r in found)
 
