@@ -364,12 +364,15 @@ def test_the_examples_training_loops_replay_exactly(name, monkeypatch):
 
 
 def test_the_trace_check_passes_for_every_op_of_the_repository():
-    """Every op replays (no skip either) on its first samples; the default `opgraph check` run
-    of tests/test_output.py runs the check on every sample, where a failure fails it."""
+    """Every op replays (no skip either) on the samples the check records (`TRACED_SAMPLES`);
+    the default `opgraph check` run of tests/test_output.py runs it too, where a failure fails
+    it."""
+    from opgraph.conformance.replay import TRACED_SAMPLES
     from opgraph.conformance.runner import run
     from opgraph.conformance.settings import ConformanceSettings
 
-    results = run(list(ops), ConformanceSettings(checks=("trace",), max_samples=6)).results
+    settings = ConformanceSettings(checks=("trace",), max_samples=TRACED_SAMPLES)
+    results = run(list(ops), settings).results
     assert {r.op for r in results} == set(dir(ops))
     assert [(r.op, r.message) for r in results if r.status != "pass"] == []
 
@@ -385,7 +388,7 @@ def test_the_trace_check_skips_undeclared_and_fails_declared_ops_it_cannot_repla
         ("faulty_declared_traceable", "fail"),  # traceable=True
         ("faulty_not_differentiable", "skip"),  # undeclared
     ):
-        found = [r for r in results if r.op == name and "first 12 samples" not in r.message]
+        found = [r for r in results if r.op == name and "samples of each op" not in r.message]
         assert found and all(r.status == status for r in found), name
         assert all("reads Variable.data" in r.message for r in found)
 

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from opgraph.conformance.case import CaseRun
 
 
-TRACED_SAMPLES = 12
+TRACED_SAMPLES = 4
 """Samples per op the ``trace`` check records and replays (a recording costs three eager
 runs): the first ones, which cover every rank, size-0/size-1 and dtype the generator makes."""
 
