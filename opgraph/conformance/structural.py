@@ -66,12 +66,7 @@ def check_shape_rule(run: CaseRun) -> Outcome:
     expected = _declared_shapes(run, declared)
     observed = [tuple(y.shape) for y in probe.outputs]
     if expected != observed:
-        return Outcome(
-            "fail",
-            f"the shape rule gives {one_or_all(expected)} but forward returned "
-            f"{one_or_all(observed)} for input shapes {fmt_shapes(shapes)}",
-            {"expected": str(one_or_all(expected)), "observed": str(one_or_all(observed))},
-        )
+        return _rule_disagrees(expected, observed, shapes)
     return _derived_shape_problem(run) or PASS
 
 
@@ -130,12 +125,7 @@ def _forward_disagrees(
             error=exc,
         )
     if observed != expected:
-        return Outcome(
-            "fail",
-            f"the shape rule gives {one_or_all(expected)} but forward returned "
-            f"{one_or_all(observed)} for input shapes {fmt_shapes(shapes)}",
-            {"expected": str(one_or_all(expected)), "observed": str(one_or_all(observed))},
-        )
+        return _rule_disagrees(expected, observed, shapes)
     return None
 
 
@@ -399,3 +389,13 @@ def _judge_error(op: Op, bad: BadCase, exc: BaseException) -> Outcome:
             f"{', '.join(missing)}; name {what}",
         )
     return PASS
+
+
+def _rule_disagrees(expected: list, observed: list, shapes: Any) -> Outcome:
+    """The failure of a shape rule whose answer differs from the forward's output shapes."""
+    return Outcome(
+        "fail",
+        f"the shape rule gives {one_or_all(expected)} but forward returned "
+        f"{one_or_all(observed)} for input shapes {fmt_shapes(shapes)}",
+        {"expected": str(one_or_all(expected)), "observed": str(one_or_all(observed))},
+    )
