@@ -74,6 +74,7 @@ SCHEMA = Record(
                 "timeout": PositiveNumber(),
                 "tolerances": MapOf(MapOf(TOLERANCE, key="<dtype>"), key="<op>"),
                 "expected_failures": ListOf(EXPECTED_FAILURE),
+                "cases": ListOf(Str()),
             }
         ),
         "report": Record({"json": Str(), "junit": Str()}),

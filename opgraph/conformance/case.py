@@ -90,7 +90,9 @@ class CaseRun:
         self.case = case
         self.settings = settings
         self.rivals = tuple(rivals)
-        self.rng_seed = zlib.crc32(f"{settings.seed}/{op.name}/{case.index}".encode())
+        self.streams = case.stream or (settings.seed, case.index)
+        seed, index = self.streams
+        self.rng_seed = zlib.crc32(f"{seed}/{op.name}/{index}".encode())
         self._outcomes: dict[str, Outcome] = {}
 
     def outcome(self, check: str) -> Outcome:
@@ -128,7 +130,8 @@ class CaseRun:
         """A stream per check, so selecting checks never changes another check's numbers."""
         from opgraph.conformance.checks import CHECKS
 
-        return op_rng(self.settings.seed, self.op.name, self.case.index, CHECKS.index(check))
+        seed, index = self.streams
+        return op_rng(seed, self.op.name, index, CHECKS.index(check))
 
     def tolerance(self, dtype: str) -> Tolerance:
         """Config override, else the op's declared tolerance, else the default for ``dtype``."""

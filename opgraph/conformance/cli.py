@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import os
 import shutil
 import sys
@@ -87,7 +88,47 @@ def add_parser(sub: Any) -> None:
         "--maxfail", type=int, metavar="N", help="start no further op after N failed results"
     )
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop after the first failing op")
+    _add_case_arguments(p)
     p.set_defaults(func=cmd_check)
+
+
+def _add_case_arguments(p: argparse.ArgumentParser) -> None:
+    """--explore and the case files (docs/conformance.md, "Exploration")."""
+    p.add_argument(
+        "--explore",
+        action="store_true",
+        help="after the samples, search each op with Hypothesis (pip install 'opgraph[explore]')"
+        " and shrink every failure to a minimal call",
+    )
+    p.add_argument(
+        "--explore-examples",
+        type=_count,
+        metavar="N",
+        help=f"valid calls per op and search round (default {DEFAULT_EXAMPLES}; implies --explore)",
+    )
+    p.add_argument(
+        "--explore-time",
+        type=_seconds,
+        metavar="SECONDS",
+        help="at most this long searching each op (implies --explore)",
+    )
+    p.add_argument(
+        "--save-cases",
+        metavar="DIR",
+        help="write each minimal failing call found to DIR as a case file; DIR's cases run too",
+    )
+    p.add_argument(
+        "--cases",
+        action="append",
+        metavar="DIR",
+        help="also run the case files in DIR as samples of their ops (repeatable)",
+    )
+    p.add_argument(
+        "--case",
+        action="append",
+        metavar="FILE_OR_JSON",
+        help="run only this case (a case file, or its JSON text) on its op (repeatable)",
+    )
 
 
 def use_colour(stream: IO[str], environ: Any = os.environ) -> bool:
@@ -156,6 +197,16 @@ def _seed(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text}: a seed is an integer >= 0")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
     return value
 
 
@@ -247,16 +298,72 @@ def cmd_check(args: argparse.Namespace) -> int:
         return _usage_error(problem)
     if args.maxfail is not None and args.maxfail < 1:
         return _usage_error(f"--maxfail {args.maxfail}: give a number >= 1")
-    with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report, not plugins
-        try:
-            target = resolve_target(args.config, args.op, args.plugin, args.module or ())
-        except ConfigError as exc:
-            return _usage_error(str(exc))
+    try:
+        replays = _replayed_cases(args)
+        ops = args.op or (sorted(replays) if replays else None)
+        with contextlib.redirect_stdout(sys.stderr):  # stdout is for the report, not plugins
+            target = resolve_target(args.config, ops, args.plugin, args.module or ())
+        target.settings = _case_settings(args, target, replays)
+    except ConfigError as exc:
+        return _usage_error(str(exc))
     json_path = args.json or target.config.json
     junit_path = args.junit or target.config.junit
     if problem := _path_errors([("report.json", json_path), ("report.junit", junit_path)]):
         return _usage_error(problem)
     return _check(args, target, json_path, junit_path)
+
+
+DEFAULT_EXAMPLES = 100
+
+
+def _replayed_cases(args: argparse.Namespace) -> dict[str, list[tuple[str, Any]]]:
+    """``--case`` arguments by op name, each validated (a ConfigError names the problem)."""
+    from opgraph.conformance.cases import decode, read
+
+    if args.case and (args.sample is not None or _exploring(args)):
+        raise ConfigError("--case replays saved cases: drop --sample and --explore")
+    found: dict[str, list[tuple[str, Any]]] = {}
+    for source in args.case or ():
+        where, data = read(source)
+        op, _ = decode(data, where, 0)
+        if args.op and op not in args.op:
+            raise ConfigError(f"{where}: its op {op!r} is not among --op {', '.join(args.op)}")
+        found.setdefault(op, []).append((where, data))
+    return found
+
+
+def _exploring(args: argparse.Namespace) -> bool:
+    return bool(args.explore or args.explore_examples or args.explore_time)
+
+
+def _case_settings(args: argparse.Namespace, target: Any, replays: dict) -> Any:
+    """The target's settings with the saved cases, the replayed ones and the search budget."""
+    from opgraph.conformance.settings import saved_cases
+
+    settings = target.settings
+    if replays:
+        cases = {op: tuple(found) for op, found in replays.items()}
+        return dataclasses.replace(settings, cases=cases, only_cases=True)
+    dirs = [Path(d) for d in args.cases or ()]
+    save_to = Path(args.save_cases) if args.save_cases else None
+    if save_to is not None and save_to.is_dir():
+        dirs.append(save_to)  # a found bug stays found: its case runs before the search
+    cases = dict(settings.cases)
+    for op, found in saved_cases(dirs).items():
+        cases[op] = (*cases.get(op, ()), *found)
+    if unused := sorted(set(cases) - {op.name for op in target.ops}):
+        names = ", ".join(unused[:6]) + ("..." if len(unused) > 6 else "")
+        print(f"opgraph check: note: saved cases of ops not checked here: {names}", file=sys.stderr)
+    explore = None
+    if _exploring(args) or save_to is not None:
+        if importlib.util.find_spec("hypothesis") is None:
+            raise ConfigError(
+                "--explore needs Hypothesis, which is not installed: pip install 'opgraph[explore]'"
+            )
+        from opgraph.conformance.explore import Budget
+
+        explore = Budget(args.explore_examples or DEFAULT_EXAMPLES, args.explore_time, save_to)
+    return dataclasses.replace(settings, cases=cases, explore=explore)
 
 
 def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: Any) -> int:

@@ -23,7 +23,7 @@ runs): the first ones, which cover every rank, size-0/size-1 and dtype the gener
 
 def _not_traced(run: CaseRun) -> Outcome | None:
     """Why this sample is not recorded, as a skip (None: it is)."""
-    if run.case.index >= TRACED_SAMPLES:
+    if run.case.index >= TRACED_SAMPLES and not run.case.thorough:
         return skip(f"trace runs on the first {TRACED_SAMPLES} samples of each op (its cost)")
     if run.probe.forward_error is not None:
         return skip("forward raised (see shape_rule)")

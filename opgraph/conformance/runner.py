@@ -7,13 +7,17 @@ into ``xpass`` (which counts as a failure: the entry is stale and must go).
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from opgraph import engine
 from opgraph.conformance.case import CaseRun, Outcome, describe_exception, skip
+from opgraph.conformance.cases import decode
 from opgraph.conformance.checks import REGISTRY, Check
 from opgraph.conformance.guard import OpTimeout, ends_run, interrupts_watched, time_limit
 from opgraph.conformance.samples import generate_bad_cases, generate_cases
@@ -70,6 +74,9 @@ class RunReport:
     """Ops a ``maxfail`` stop or an interrupt left unchecked."""
     interrupted: bool = False
     """A real Ctrl-C ended the run early: the report is incomplete."""
+    exploration: dict[str, dict[str, Any]] | None = None
+    """Per op, what ``--explore`` searched (`opgraph.conformance.explore.Exploration`);
+    None: no exploration."""
 
     @property
     def failed(self) -> bool:
@@ -95,10 +102,15 @@ Samples = dict[str, list[Any]]
 
 
 def op_cases(op: Op, settings: ConformanceSettings) -> Samples:
-    """The op's samples per scope for a run: valid samples, bad-input samples, dtype probes."""
+    """The op's samples per scope for a run: valid samples (the grid's, then the saved cases
+    of the op), bad-input samples, dtype probes; the saved cases alone with ``only_cases``."""
+    saved = settings.cases.get(op.name, ())
+    if settings.only_cases:
+        return {"sample": [decode(d, where, i)[1] for i, (where, d) in enumerate(saved)]}
     cases = generate_cases(op.spec, settings.seed, settings.dtypes, settings.max_samples)
     bad = generate_bad_cases(op.spec, cases, settings.seed, settings.max_samples)
     probes = dtype_probes(op.spec, settings.seed, cases)
+    cases += [decode(d, where, len(cases) + i)[1] for i, (where, d) in enumerate(saved)]
     return {"sample": cases, "bad_input": bad, "dtype": probes}
 
 
@@ -112,6 +124,8 @@ def plan(
     per_item = []
     for name in checks:
         check = REGISTRY[name]
+        if check.scope not in samples:  # a replay of saved cases: no item of other scopes
+            continue
         reason = check.not_applicable(op, rivals)
         if reason is None and not samples[check.scope]:
             reason = check.when_empty
@@ -143,11 +157,12 @@ def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) 
 
 
 def apply_expectations(
-    results: list[Result], settings: ConformanceSettings, sample: int | None = None
+    results: list[Result], settings: ConformanceSettings, narrowed: bool = False
 ) -> list[Result]:
     """Known failures of one op's results: each failing result an entry covers becomes xfail;
     when nothing it covers failed in a run that checked all it covers, its passes become xpass
-    (the entry is stale). A run narrowed to one sample or to other checks proves nothing stale."""
+    (the entry is stale). A ``narrowed`` run (one sample, saved cases alone, explored calls)
+    or one of other checks proves nothing stale."""
     out = list(results)
     for entry in settings.expected_failures:
         covered = [
@@ -159,7 +174,7 @@ def apply_expectations(
                     note = f"{out[i].message} [expected failure: {entry.reason}]"
                     out[i] = replace(out[i], status="xfail", message=note)
             continue
-        if not _covers_whole_entry(entry, settings, sample):
+        if narrowed or not _covers_whole_entry(entry, settings):
             continue
         scope = f"check {entry.check!r}" if entry.check else "every check"
         for i in covered:
@@ -173,12 +188,11 @@ def apply_expectations(
     return out
 
 
-def _covers_whole_entry(
-    entry: ExpectedFailure, settings: ConformanceSettings, sample: int | None
-) -> bool:
-    """Whether the run checked every sample and check ``entry`` excuses."""
+def _covers_whole_entry(entry: ExpectedFailure, settings: ConformanceSettings) -> bool:
+    """Whether the run checked every check ``entry`` excuses on the grid's samples."""
     checks = selected_checks(settings)
-    return sample is None and (entry.check in checks if entry.check else checks == CHECKS)
+    covered = entry.check in checks if entry.check else checks == CHECKS
+    return covered and not settings.only_cases
 
 
 def _outcome(op: Op, check: Check, item: Any, runs: dict[int, CaseRun]) -> Outcome:
@@ -223,7 +237,7 @@ def run_op(
                 f"was running {check} on sample {index}: the op's remaining checks did not run",
             )
         )
-    return apply_expectations(results, settings, sample)
+    return apply_expectations(results, settings, narrowed=sample is not None)
 
 
 def contested_results(
@@ -282,7 +296,58 @@ def _op_results(
         outcome = _outcome(op, check, item, runs)
         if (check.scope, index) not in described:
             described[check.scope, index] = item.describe()
-        yield _result(op, name, index, described[check.scope, index], outcome)
+        result = _result(op, name, index, described[check.scope, index], outcome)
+        if getattr(item, "source", None) is not None:  # a saved case: its file replays it
+            result = replace(result, replay_args=("--op", op.name, "--case", item.source))
+        yield result
+
+
+def explored(
+    op: Op, settings: ConformanceSettings, grid: list[Result], rivals: Sequence[Op] = ()
+) -> tuple[list[Result], dict[str, Any]]:
+    """``--explore`` after the grid: a result per check failing on each minimal call found
+    (checks the grid already failed are not searched), and what the search did."""
+    from opgraph.conformance.explore import explore_op, searchable_checks
+
+    budget = settings.explore
+    failed = {r.check for r in grid if r.failed or r.status == "xfail"}
+    searchable = searchable_checks(op, selected_checks(settings), rivals)
+    targets = [c for c in searchable if c not in failed]
+    with (
+        engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext(),
+        np.errstate(all="ignore"),  # extreme calls warn; the checks judge their results
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        exploration = explore_op(op, settings, budget, targets, rivals)
+    results = [
+        r for finding in exploration.findings for r in _finding_results(op, finding, settings)
+    ]
+    return apply_expectations(results, settings, narrowed=True), exploration.as_dict()
+
+
+def _finding_results(op: Op, finding: Any, settings: ConformanceSettings) -> list[Result]:
+    from opgraph.conformance.cases import save
+    from opgraph.conformance.explore import finding_data, replay_source
+    from opgraph.conformance.snippet import python_snippet
+
+    data = finding_data(op, finding, settings.seed)
+    saved = settings.explore.save_to
+    path = save(saved, data) if saved is not None and data is not None else None
+    replay = replay_source(data, path)
+    case = finding.case
+    seed = CaseRun(op, case, settings).rng_seed
+    snippet = python_snippet(op.spec, case, list(finding.outcomes), seed)
+    about = {"case": data, "case_file": None if path is None else str(path), "snippet": snippet}
+    desc = f"explored, shrunk after {finding.tried} calls: {case.describe()}"
+    return [
+        replace(
+            _result(op, check, None, desc, outcome),
+            details={**outcome.details, **about},
+            replay_args=None if replay is None else ("--op", op.name, "--case", replay),
+        )
+        for check, outcome in finding.outcomes.items()
+    ]
 
 
 def rival_providers(ops: Iterable[Op], providers: Mapping[str, Sequence[Op]]) -> dict[str, list]:
@@ -316,6 +381,7 @@ def run(
     samples = 0
     interrupted = False
     unchecked: list[str] = []
+    exploration: dict[str, dict[str, Any]] = {}
     with interrupts_watched():
         for i, op in enumerate(ops):
             if maxfail is not None and sum(r.failed for r in results) >= maxfail:
@@ -331,11 +397,28 @@ def run(
             samples += len(
                 {(REGISTRY[r.check].scope, r.sample) for r in op_results if r.sample is not None}
             )
+            if settings.explore is not None:
+                try:
+                    found, exploration[op.name] = explored(
+                        op, settings, op_results, (rivals or {}).get(op.name, ())
+                    )
+                except KeyboardInterrupt:
+                    interrupted, unchecked = True, [o.name for o in ops[i + 1 :]]
+                    results.extend(op_results)
+                    break
+                op_results = [*op_results, *found]
             results.extend(op_results)
             if on_results is not None:
                 on_results(op_results)
     checked = len(ops) - len(unchecked)
     seconds = time.perf_counter() - start
     return RunReport(
-        results, checked, samples, seconds, settings.seed, unchecked, interrupted=interrupted
+        results,
+        checked,
+        samples,
+        seconds,
+        settings.seed,
+        unchecked,
+        interrupted=interrupted,
+        exploration=exploration if settings.explore is not None else None,
     )

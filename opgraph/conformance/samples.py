@@ -92,6 +92,15 @@ class Case:
     """Pass the ``constants`` as Python numbers (they are 0-d)."""
     dropped: tuple[int, ...] = ()
     """Outputs of a multi-output op nobody uses: dead before backward, zero cotangent."""
+    stream: tuple[int, int] | None = None
+    """(seed, index) the checks' random streams (cotangents, projections) derive from; None:
+    the run's seed and ``index``. A saved case keeps those it was found with, so it replays
+    bit for bit under any seed and at any position."""
+    source: str | None = None
+    """The case file (or ``--case`` JSON) this call was read from: what replays it."""
+    thorough: bool = False
+    """Run on it the checks that otherwise take only an op's first samples (``trace``, the
+    shape rule's derived probes): explored and saved cases are each worth the full cost."""
 
     def inputs(self) -> tuple[np.ndarray, ...]:
         """Fresh arrays for one use (never shared between checks)."""
@@ -141,14 +150,14 @@ class BadCase:
 
 def materialize(values: np.ndarray, layout: str) -> np.ndarray:
     """A new array equal to ``values`` with the given memory layout."""
-    if layout == "transposed" and values.ndim >= 2:
-        return np.asfortranarray(values)
+    if layout == "transposed" and values.ndim >= 2:  # a copy even where C and F order agree
+        return np.array(values, order="F", copy=True)
     if layout == "sliced" and values.ndim >= 1:
         wide = np.empty((*values.shape[:-1], 2 * values.shape[-1]), dtype=values.dtype)
         wide[..., ::2] = values
         return wide[..., ::2]
     if layout == "reversed" and values.ndim >= 1:
-        return np.ascontiguousarray(values[::-1])[::-1]
+        return np.array(values[::-1], copy=True)[::-1]
     return np.array(values, copy=True)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from opgraph.config import Config, valid_items
 from opgraph.conformance.checks import CHECKS
@@ -48,6 +50,14 @@ class ConformanceSettings:
     expected_failures: tuple[ExpectedFailure, ...] = ()
     timeout: float | None = None
     """Seconds one op's checks may take; then the op gets an ``error`` and the run goes on."""
+    cases: Mapping[str, tuple[tuple[str, Mapping[str, Any]], ...]] = field(default_factory=dict)
+    """Saved cases per op name, as (where, case-file data) (`opgraph.conformance.cases`):
+    extra samples of the op, after the grid's."""
+    only_cases: bool = False
+    """Run the saved cases alone (``--case``): a replay, narrowed like ``--sample``."""
+    explore: Any = None
+    """An `opgraph.conformance.explore.Budget`: search each op with Hypothesis after its
+    samples (``--explore``); None: the deterministic grid alone."""
 
 
 def settings_for(config: Config, op_names: Iterable[str]) -> ConformanceSettings:
@@ -93,4 +103,24 @@ def settings_for(config: Config, op_names: Iterable[str]) -> ConformanceSettings
             ExpectedFailure(op=e["op"], check=e.get("check"), reason=e["reason"])
             for _, e in valid_items(failures)
         ),
+        cases=saved_cases(_case_dirs(config)),
     )
+
+
+def _case_dirs(config: Config) -> list[Path]:
+    """``conformance.cases``: directories, relative to the config file."""
+    base = config.path.parent if config.path is not None else Path.cwd()
+    return [base / d for _, d in valid_items(config.conformance_section.get("cases", []))]
+
+
+def saved_cases(
+    directories: Iterable[Path],
+) -> dict[str, tuple[tuple[str, Mapping[str, Any]], ...]]:
+    """Every case file of ``directories`` by op name, each file validated now (a bad one is
+    a `opgraph.conformance.cases.CaseFileError`, a ConfigError)."""
+    directories = list(directories)
+    if not directories:
+        return {}
+    from opgraph.conformance.cases import cases_by_op  # numpy: only when there are cases
+
+    return {op: tuple(found) for op, found in cases_by_op(directories).items()}
