@@ -27,7 +27,9 @@ because pytest-xdist costs a millisecond or two per test whatever the test does.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -38,10 +40,11 @@ from opgraph.conformance.runner import (
     NOT_RUN,
     Result,
     contested_results,
+    explored,
     run_op,
     selected_checks,
 )
-from opgraph.conformance.settings import ConformanceSettings
+from opgraph.conformance.settings import ConformanceSettings, saved_cases
 from opgraph.conformance.target import resolve_target
 from opgraph.errors import ConfigError
 
@@ -65,12 +68,14 @@ class ConformanceSuite:
         modules: Iterable[str] = (),
         *,
         per_op: bool = False,
+        cases: Iterable[str | os.PathLike[str]] = (),
+        explore: int | None = None,
     ) -> None:
         modules = list(modules)
         self.per_op = per_op
         names, plugin_names = list(ops or ()), list(plugins or ())
         target = resolve_target(config, names or None, plugin_names or None, modules)
-        self.settings: ConformanceSettings = target.settings
+        self.settings: ConformanceSettings = _with_cases(target.settings, cases, explore)
         if seed is not None:
             self.settings = dataclasses.replace(self.settings, seed=seed)
         self.extra = ["--config", str(config)] if config else []
@@ -101,7 +106,10 @@ class ConformanceSuite:
         if op_name in self.ops and op_name not in self._ran:
             self._ran.add(op_name)  # once: its checks never run twice
             rivals = self.rivals.get(op_name, ())
-            self._store(run_op(self.ops[op_name], self.settings, rivals=rivals))
+            results = run_op(self.ops[op_name], self.settings, rivals=rivals)
+            if self.settings.explore is not None:
+                results += explored(self.ops[op_name], self.settings, results, rivals)[0]
+            self._store(results)
         if check is None:
             return [r for (op, _), rs in self._results.items() if op == op_name for r in rs]
         return self._results.get((op_name, check), [])
@@ -139,6 +147,23 @@ class ConformanceSuite:
         pytest.skip(f"op {op!r} has no sample that check {check or 'any'!r} applies to")
 
 
+def _with_cases(
+    settings: ConformanceSettings, cases: Iterable[str | os.PathLike[str]], explore: int | None
+) -> ConformanceSettings:
+    """``settings`` with the case files of the directories ``cases`` after the config's, and
+    a search of ``explore`` calls per op and round (Hypothesis) after the grid."""
+    found = dict(settings.cases)
+    for op, saved in saved_cases(Path(d) for d in cases).items():
+        found[op] = (*found.get(op, ()), *saved)
+    budget = None
+    if explore is not None:
+        from opgraph.conformance.explore import Budget, require_hypothesis
+
+        require_hypothesis()
+        budget = Budget(explore)
+    return dataclasses.replace(settings, cases=found, explore=budget)
+
+
 _NOTE = "opgraph conformance:"
 """Starts the note an error carries into pytest's report (replaced, not repeated, when one
 exception is behind several tests)."""
@@ -156,6 +181,8 @@ def conformance_suite(
     module: str | Iterable[str] = (),
     *,
     per_op: bool = False,
+    cases: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] = (),
+    explore: int | None = None,
 ) -> Callable[..., None]:
     """A parametrized test function checking the ops of ``plugins`` and of ``module`` (a
     plugin module that need not be installed: a ``.py`` path, a package directory or a dotted
@@ -164,9 +191,15 @@ def conformance_suite(
     test: a rejected declaration or dropped op of theirs is a failing test. Each test carries
     ``xdist_group(op)``, so ``pytest -n N --dist loadgroup`` keeps an op on one worker;
     ``per_op=True`` makes one test per op (every check: ``test_conformance[sin]``), whole
-    under any ``--dist`` mode and with a ninth of pytest-xdist's per-test cost."""
+    under any ``--dist`` mode and with a ninth of pytest-xdist's per-test cost. ``cases``: a
+    directory of case files (or several) run as extra samples of their ops, the regression
+    samples ``opgraph check --save-cases`` writes; ``explore=N`` also searches each op with
+    Hypothesis, N calls per round (``opgraph check --explore``)."""
     modules = [module] if isinstance(module, str) else list(module)
-    suite = ConformanceSuite(config, ops, plugins, seed, modules, per_op=per_op)
+    dirs = [cases] if isinstance(cases, (str, os.PathLike)) else list(cases)
+    suite = ConformanceSuite(
+        config, ops, plugins, seed, modules, per_op=per_op, cases=dirs, explore=explore
+    )
     params = [
         pytest.param(p, id=param_id(p), marks=pytest.mark.xdist_group(p[0])) for p in suite.params()
     ]
@@ -198,6 +231,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--opgraph-per-op",
         action="store_true",
         help="one test per op (every check) instead of one per op and check",
+    )
+    group.addoption(
+        "--opgraph-cases",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="also run the case files in DIR as samples of their ops",
+    )
+    group.addoption(
+        "--opgraph-explore",
+        type=int,
+        metavar="N",
+        help="also search each op with Hypothesis, N calls per round (opgraph check --explore)",
     )
 
 
@@ -244,6 +290,8 @@ def pytest_collection_modifyitems(
             config.getoption("opgraph_seed"),
             config.getoption("opgraph_module"),
             per_op=config.getoption("opgraph_per_op"),
+            cases=config.getoption("opgraph_cases"),
+            explore=config.getoption("opgraph_explore"),
         )
     except ConfigError as exc:
         raise pytest.UsageError(f"opgraph.testing: {exc}") from None

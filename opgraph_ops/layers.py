@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from opgraph import (
@@ -63,8 +65,9 @@ def _linear_backward(ctx, gy):
     if need_w and x.ndim == 2:
         gw = ops.matmul(ops.transpose(x), gy)
     elif need_w:  # batch axes: flatten them, then one matrix product
-        flat_x = ops.reshape(x, (-1, x.shape[-1]))
-        gw = ops.matmul(ops.transpose(flat_x), ops.reshape(gy, (-1, gy.shape[-1])))
+        rows = math.prod(x.shape[:-1])  # not -1: undefined when a size is 0
+        flat_x = ops.reshape(x, (rows, x.shape[-1]))
+        gw = ops.matmul(ops.transpose(flat_x), ops.reshape(gy, (rows, gy.shape[-1])))
     grads = (gx, None if gw is None else unbroadcast(gw, w))
     return (*grads, unbroadcast(gy, b[0]) if need_b[0] else None) if b else grads
 

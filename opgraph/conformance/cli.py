@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import importlib.util
 import os
 import shutil
 import sys
@@ -356,12 +355,9 @@ def _case_settings(args: argparse.Namespace, target: Any, replays: dict) -> Any:
         print(f"opgraph check: note: saved cases of ops not checked here: {names}", file=sys.stderr)
     explore = None
     if _exploring(args) or save_to is not None:
-        if importlib.util.find_spec("hypothesis") is None:
-            raise ConfigError(
-                "--explore needs Hypothesis, which is not installed: pip install 'opgraph[explore]'"
-            )
-        from opgraph.conformance.explore import Budget
+        from opgraph.conformance.explore import Budget, require_hypothesis
 
+        require_hypothesis()
         explore = Budget(args.explore_examples or DEFAULT_EXAMPLES, args.explore_time, save_to)
     return dataclasses.replace(settings, cases=cases, explore=explore)
 

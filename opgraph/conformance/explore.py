@@ -16,6 +16,7 @@ depend on the seed and the op only (`opgraph.conformance.strategies.EXPLORED`).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import random
 import time
@@ -29,6 +30,7 @@ from opgraph.conformance import cases as case_files
 from opgraph.conformance.case import CaseRun, Outcome
 from opgraph.conformance.checks import REGISTRY
 from opgraph.conformance.samples import Case, generate_cases, run_dtypes
+from opgraph.errors import ConfigError
 from opgraph.op import Op
 
 MAX_ROUNDS = 3
@@ -78,6 +80,14 @@ class Exploration:
             "findings": len(self.findings),
             "stopped": self.stopped,
         }
+
+
+def require_hypothesis() -> None:
+    """A ConfigError saying what to install when Hypothesis is missing."""
+    if importlib.util.find_spec("hypothesis") is None:
+        raise ConfigError(
+            "exploring needs Hypothesis, which is not installed: pip install 'opgraph[explore]'"
+        )
 
 
 class _OutOfTime(BaseException):

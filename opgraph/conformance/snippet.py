@@ -36,11 +36,14 @@ def _input_lines(case: Case) -> list[str]:
             lines.append(f"x{k} = {value.item()!r}  # a constant Python number")
             continue
         array = _array(value)
+        notes = []
         if layout != "contiguous":
-            array = f"materialize({array}, {layout!r})  # a {layout} view"
+            array = f"materialize({array}, {layout!r})"
+            notes.append(f"a {layout} view")
+        if k in case.constants:
+            notes.append("a constant array")
         wrapped = array if k in case.constants else f"Variable({array})"
-        note = "  # a constant array" if k in case.constants else ""
-        lines.append(f"x{k} = {wrapped}{note}")
+        lines.append(f"x{k} = {wrapped}" + (f"  # {', '.join(notes)}" if notes else ""))
     return lines
 
 

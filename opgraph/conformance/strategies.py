@@ -53,6 +53,7 @@ EXPLORED = 1 << 30
 """`Case.index` of every explored call: its random streams depend on the run's seed and the
 op only, never on the order in which Hypothesis generated it."""
 _MAX_VARIADIC = 3
+_UNIFORM = 256
 _SPAN = 6
 """Width of the range drawn on an unbounded side of an `IntRange` / `FloatRange`."""
 _LAYOUTS_BY_RANK = {0: ("contiguous",), 1: ("contiguous", "sliced", "reversed")}
@@ -61,6 +62,14 @@ _ALL_LAYOUTS = ("contiguous", "transposed", "sliced", "reversed")
 
 def _rank(shapes: Sequence[Shape], k: int) -> int | None:
     return len(shapes[k]) if k < len(shapes) else None
+
+
+def _ints(low: int, high: int) -> st.SearchStrategy[int]:
+    """Integers of [low, high], uniform where the range is small: Hypothesis's own integers
+    favour the ends, which the grid already takes."""
+    if high - low <= _UNIFORM:
+        return st.sampled_from(range(low, high + 1))
+    return st.integers(low, high)
 
 
 def _negative_spelling(axes: tuple[int, ...], rank: int) -> st.SearchStrategy[tuple[int, ...]]:
@@ -75,7 +84,7 @@ def _axis(check: Axis, shapes: Sequence[Shape]) -> Strategy:
     n = None if rank is None else rank + check.new
     choices = [st.none()] if check.none else []
     if n:
-        choices.append(st.integers(-n, n - 1))
+        choices.append(_ints(-n, n - 1))
     return st.one_of(choices) if choices else None
 
 
@@ -84,7 +93,7 @@ def _axes(check: Axes, shapes: Sequence[Shape]) -> Strategy:
     choices = [st.none()] if check.none else []
     if rank:
         tuples = hnp.valid_tuple_axes(rank).flatmap(lambda a: _negative_spelling(a, rank))
-        choices += [st.integers(-rank, rank - 1), tuples]
+        choices += [_ints(-rank, rank - 1), tuples]
     return st.one_of(choices) if choices else None
 
 
@@ -119,7 +128,7 @@ def _index_array(check: IndexArray, shapes: Sequence[Shape]) -> Strategy:
 def _int_range(check: IntRange, shapes: Sequence[Shape]) -> Strategy:
     low = check.low if check.low is not None else (check.high or 0) - _SPAN
     high = check.high if check.high is not None else low + _SPAN
-    return st.integers(low, high)
+    return _ints(low, high)
 
 
 def _float_range(check: FloatRange, shapes: Sequence[Shape]) -> Strategy:
@@ -147,30 +156,32 @@ _BY_TYPE: dict[type, Any] = {
 
 
 def typed_values(check: AttrType, shapes: Sequence[Shape]) -> Strategy:
-    """Every value ``check`` allows for inputs of ``shapes`` (None: its type says nothing);
-    a type without a strategy here (`opgraph.attrs.TargetShape`, a plugin's own) offers
-    what it says is valid."""
+    """Every value ``check`` allows for inputs of ``shapes``; None for a type without a
+    strategy here (`opgraph.attrs.TargetShape`, a plugin's own), or with none for them."""
     for kind in type(check).__mro__:
         if kind in _BY_TYPE:
             return _BY_TYPE[kind](check, shapes)
-    found = check.valid(shapes)
-    return st.sampled_from(found) if found else None
+    return None
 
 
 def attr_values(attr: Attr, shapes: Sequence[Shape]) -> st.SearchStrategy[tuple[Any, bool]] | None:
-    """(value, drawn by the type) for one attribute: the default and declared examples first
-    (Hypothesis shrinks towards them), then what its type allows, or both truth values of a
-    flag. None when the declaration gives no value at all."""
-    declared = [] if attr.default is REQUIRED else [attr.default]
-    if attr.examples is not None:
-        declared += [v for v in attr.examples(tuple(shapes)) if not _known(v, declared)]
-    branches = [st.sampled_from(declared).map(lambda v: (v, False))] if declared else []
-    typed = typed_values(attr.check, shapes) if isinstance(attr.check, AttrType) else None
-    if typed is None and isinstance(attr.default, bool):
+    """(value, drawn by the type) for one attribute. A type with a strategy here draws from
+    its whole range, uniformly where it is small (the grid has the default and the ends
+    already); otherwise the default, the declared examples and what the type says is valid,
+    each as likely, or both truth values of a flag. None when nothing gives a value."""
+    check = attr.check
+    typed = typed_values(check, shapes) if isinstance(check, AttrType) else None
+    if typed is None and isinstance(attr.default, bool) and not isinstance(check, AttrType):
         typed = st.booleans()
     if typed is not None:
-        branches.append(typed.map(lambda v: (v, True)))
-    return st.one_of(branches) if branches else None
+        return typed.map(lambda v: (v, True))
+    declared = [] if attr.default is REQUIRED else [(attr.default, False)]
+    if attr.examples is not None:
+        declared += [(v, False) for v in attr.examples(tuple(shapes))]
+    if isinstance(check, AttrType):
+        declared += [(v, True) for v in check.valid(shapes)]
+    unique = [d for i, d in enumerate(declared) if not _known(d[0], [e for e, _ in declared[:i]])]
+    return st.sampled_from(unique) if unique else None
 
 
 def _known(value: Any, among: list[Any]) -> bool:
@@ -189,6 +200,12 @@ def _kind_shapes(spec: OpSpec, n: int) -> st.SearchStrategy[tuple[Shape, ...]] |
     return None
 
 
+def _size_near(d: int) -> st.SearchStrategy[int]:
+    """A size other than ``d`` about as often as ``d`` itself, shrinking towards 0."""
+    branches = [st.integers(0, d - 1)] if d > 0 else []
+    return st.one_of(*branches, st.just(d), st.integers(d + 1, max(d + 1, MAX_SIDE + 1)))
+
+
 @st.composite
 def _resized(draw: Any, spec: OpSpec, case: Case) -> tuple[tuple[Shape, ...], dict[str, Any]]:
     """A grid sample's shapes with each distinct size (other than 1) changed to another,
@@ -198,7 +215,7 @@ def _resized(draw: Any, spec: OpSpec, case: Case) -> tuple[tuple[Shape, ...], di
     if any(spec.input_domain(k) is None for k in range(len(shapes))):
         return shapes, dict(case.attrs)
     sizes = sorted({d for s in shapes for d in s if d != 1})
-    new = {d: draw(st.one_of(st.just(d), st.integers(0, MAX_SIDE + 1))) for d in sizes}
+    new = {d: draw(_size_near(d)) for d in sizes}
     return tuple(tuple(new.get(d, d) for d in s) for s in shapes), dict(case.attrs)
 
 
@@ -246,13 +263,13 @@ def _calls(draw: Any, spec: OpSpec, grid: tuple[Case, ...], dtypes: tuple[str, .
 def _draw_attrs(
     draw: Any, spec: OpSpec, shapes: tuple[Shape, ...], fixed: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    """Every attribute (a grid sample's own values, each possibly redrawn), and whether any
-    value came from a type rather than the declaration."""
+    """Every attribute (a grid sample's own values kept a quarter of the time, else
+    redrawn), and whether any value came from a type rather than the declaration."""
     attrs: dict[str, Any] = {}
     typed = False
     for attr in spec.attrs:
         values = attr_values(attr, shapes)
-        keep = attr.name in fixed and (values is None or draw(st.booleans()) is False)
+        keep = attr.name in fixed and (values is None or draw(st.integers(0, 3)) == 0)
         if keep:
             attrs[attr.name] = fixed[attr.name]
             continue

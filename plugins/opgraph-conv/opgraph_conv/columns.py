@@ -21,7 +21,8 @@ def im2col_array(x: np.ndarray, window: Window, to_matrix: bool, fill: float = 0
     img = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     windows = sliding_window_view(img, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
     if to_matrix:  # (N, OH, OW, C, KH, KW)
-        return windows.transpose(0, 2, 3, 1, 4, 5).reshape(-1, x.shape[1] * kh * kw)
+        n, c, oh, ow = windows.shape[:4]  # sizes spelt out: -1 is undefined for size 0
+        return windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw)
     return np.ascontiguousarray(windows.transpose(0, 1, 4, 5, 2, 3))
 
 

@@ -29,6 +29,8 @@ def _check_weights(op: str, shapes: tuple, x, w, b, *, channel_axis: int) -> Non
     output channels (the other of w's first two axes)."""
     check_image(op, shapes, x)
     check_image(op, shapes, w, "the weight w")
+    if min(w[2:]) < 1:
+        raise shape_error(op, shapes, f"the kernel {tuple(w[2:])} is empty: sizes must be >= 1")
     if w[channel_axis] != x[1]:
         raise shape_error(
             op,
@@ -73,11 +75,16 @@ def _conv2d_rule(x, w, b=None, *, stride, pad):
     return (x[0], w[0], oh, ow)
 
 
+def _matrix(w: np.ndarray) -> np.ndarray:
+    """A kernel as (its first axis, the rest): -1 would be undefined for an empty one."""
+    return w.reshape(w.shape[0], int(np.prod(w.shape[1:])))
+
+
 def _conv2d_forward(x, w, b=None, *, stride, pad):
     bias_shape = None if b is None else b.shape
     n, _, oh, ow = _conv2d_rule(x.shape, w.shape, bias_shape, stride=stride, pad=pad)
     col = im2col_array(x, Window(w.shape[2:], stride, pad), to_matrix=True)  # (N*OH*OW, CKK)
-    y = (col @ w.reshape(len(w), -1).T).reshape(n, oh, ow, -1)
+    y = (col @ _matrix(w).T).reshape(n, oh, ow, len(w))
     return _add_bias(np.ascontiguousarray(y.transpose(0, 3, 1, 2)), b)
 
 
@@ -121,7 +128,7 @@ def _deconv2d_forward(x, w, b=None, *, stride, pad, outsize):
     )
     # every input pixel's weighted kernel, as the (N*H*W, OC*KH*KW) columns of the output
     n, c, h, wd = x.shape
-    col = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c) @ w.reshape(c, -1)
+    col = x.transpose(0, 2, 3, 1).reshape(n * h * wd, c) @ _matrix(w)
     window = Window(w.shape[2:], stride, pad)
     return _add_bias(col2im_array(col, shape, window, to_matrix=True), b)
 

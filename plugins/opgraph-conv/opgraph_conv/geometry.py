@@ -70,7 +70,10 @@ class Window(NamedTuple):
     pad: Pair
 
     def counts(self, op: str, shapes: tuple, image: tuple[int, ...]) -> Pair:
-        """(OH, OW) windows over the padded H, W of ``image``; a ShapeError if there are none."""
+        """(OH, OW) windows over the padded H, W of ``image``; a ShapeError if there are none
+        or the kernel is empty."""
+        if min(self.kernel) < 1:
+            raise shape_error(op, shapes, f"kernel {self.kernel} is empty: sizes must be >= 1")
         oh, ow = (
             conv_outsize(image[2 + k], self.kernel[k], self.stride[k], self.pad[k])
             for k in range(2)

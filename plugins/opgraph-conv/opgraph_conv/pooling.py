@@ -39,13 +39,17 @@ def _pooling_rule(x, kernel_size, stride, pad):
             f"pad {pad} must be smaller than kernel_size {kernel_size}, or a window could hold "
             "only padding",
         )
+    if len(x) == 4 and 0 in x[2:] and any(pad):
+        raise shape_error(
+            "pooling", (x,), f"the image {x[2:]} is empty: its windows hold only padding"
+        )
     return _pooled_shape("pooling", x, kernel_size, stride, pad)
 
 
 def _pooling_forward(x, kernel_size, stride, pad):
     n, c, oh, ow = _pooling_rule(x.shape, kernel_size, stride, pad)
     col = im2col_array(x, Window(kernel_size, stride, pad), to_matrix=False, fill=-np.inf)
-    col = col.reshape(n, c, -1, oh, ow)
+    col = col.reshape(n, c, col.shape[2] * col.shape[3], oh, ow)
     winner = col.argmax(axis=2)  # the first maximum of each window takes its whole gradient
     y = np.take_along_axis(col, winner[:, :, None], axis=2)[:, :, 0]
     return y, winner
