@@ -252,7 +252,6 @@ def _calls(draw: Any, spec: OpSpec, grid: tuple[Case, ...], dtypes: tuple[str, .
         values,
         layouts,
         attrs,
-        note="explored",
         constants=constants,
         numbers=numbers,
         dropped=dropped,
