@@ -18,6 +18,7 @@ Imported only by ``--explore``: Hypothesis is an optional extra (``opgraph[explo
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -184,6 +185,20 @@ def attr_values(attr: Attr, shapes: Sequence[Shape]) -> st.SearchStrategy[tuple[
     return st.sampled_from(unique) if unique else None
 
 
+_ATTR_STRATEGIES: dict[tuple[int, tuple[Shape, ...]], Any] = {}
+_ATTRS_KEPT: dict[int, Attr] = {}
+
+
+def _cached_attr_values(attr: Attr, shapes: tuple[Shape, ...]) -> Any:
+    """`attr_values`, built once per attribute and input shapes (a default may be an
+    unhashable list, so attributes are keyed by identity and kept alive with their key)."""
+    key = (id(attr), shapes)
+    if key not in _ATTR_STRATEGIES:
+        _ATTRS_KEPT[id(attr)] = attr
+        _ATTR_STRATEGIES[key] = attr_values(attr, shapes)
+    return _ATTR_STRATEGIES[key]
+
+
 def _known(value: Any, among: list[Any]) -> bool:
     return any(type(value) is type(v) and repr(value) == repr(v) for v in among)
 
@@ -200,6 +215,7 @@ def _kind_shapes(spec: OpSpec, n: int) -> st.SearchStrategy[tuple[Shape, ...]] |
     return None
 
 
+@functools.cache  # building a strategy is a large part of a draw's cost
 def _size_near(d: int) -> st.SearchStrategy[int]:
     """A size other than ``d`` about as often as ``d`` itself, shrinking towards 0."""
     branches = [st.integers(0, d - 1)] if d > 0 else []
@@ -267,7 +283,7 @@ def _draw_attrs(
     attrs: dict[str, Any] = {}
     typed = False
     for attr in spec.attrs:
-        values = attr_values(attr, shapes)
+        values = _cached_attr_values(attr, shapes)
         keep = attr.name in fixed and (values is None or draw(st.integers(0, 3)) == 0)
         if keep:
             attrs[attr.name] = fixed[attr.name]
