@@ -21,7 +21,7 @@ from opgraph.conformance.samples import Case
 from opgraph.conformance.settings import ConformanceSettings
 from opgraph.conformance.snippet import python_snippet
 from opgraph.conformance.target import resolve_target
-from opgraph.op import Op
+from opgraph.op import Op, Provenance
 
 PLANTED = """
 import numpy as np
@@ -285,3 +285,27 @@ def test_explored_and_saved_cases_run_the_checks_the_grid_keeps_to_its_first_sam
     for thorough, status in ((False, "skip"), (True, "pass")):
         case = _case(dtype="float64", thorough=thorough, index=10**6)
         assert CaseRun(op, case, ConformanceSettings()).outcome("trace").status == status
+
+
+def test_a_crash_or_a_hang_while_exploring_is_an_error_of_that_op_only():
+    def examples(shapes):
+        if len(shapes[0]) == 4:  # a rank the grid never has
+            raise RuntimeError("examples broke")
+        return [1]
+
+    broken = OpSpec(
+        "broken_examples",
+        lambda x, k: x * k,
+        lambda s, k: s,
+        lambda ctx, gy: gy * ctx.attrs["k"],
+        attrs=(Attr("k", 1, examples=examples),),
+    )
+    fine = opsets.default_opset()["sin"]
+    report = run([Op(broken, Provenance("test")), fine], ConformanceSettings(explore=Budget(40)))
+    errors = [r for r in report.results if r.failed]
+    assert errors and all(r.op == "broken_examples" for r in errors)
+    assert any(
+        "exploring broken_examples crashed: RuntimeError: examples broke" in r.message
+        for r in errors
+    )
+    assert report.exploration["sin"]["examples"] >= 40

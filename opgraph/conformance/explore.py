@@ -192,11 +192,11 @@ def explore_op(
     start = time.monotonic()
     found = Exploration(op.name, op.provenance.plugin)
     targets = list(targets)
-    grid = generate_cases(op.spec, settings.seed, settings.dtypes, settings.max_samples)
     dtypes = run_dtypes(op.spec, settings.dtypes)
     if not targets or not dtypes:
         found.stopped = "nothing to search"
         return found
+    grid = generate_cases(op.spec, settings.seed, settings.dtypes, settings.max_samples)
     strategy = calls(op.spec, grid, dtypes)
     deadline = None if budget.seconds is None else start + budget.seconds
     for round_ in range(MAX_ROUNDS):

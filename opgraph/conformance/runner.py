@@ -313,13 +313,28 @@ def explored(
     failed = {r.check for r in grid if r.failed or r.status == "xfail"}
     searchable = searchable_checks(op, selected_checks(settings), rivals)
     targets = [c for c in searchable if c not in failed]
-    with (
-        engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext(),
-        np.errstate(all="ignore"),  # extreme calls warn; the checks judge their results
-        warnings.catch_warnings(),
-    ):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        exploration = explore_op(op, settings, budget, targets, rivals)
+    try:
+        with (
+            engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext(),
+            np.errstate(all="ignore"),  # extreme calls warn; the checks judge their results
+            warnings.catch_warnings(),
+            time_limit(settings.timeout),
+        ):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            exploration = explore_op(op, settings, budget, targets, rivals)
+    except BaseException as exc:  # a plugin's examples or rule crashing mid-search, a hang
+        if ends_run(exc) and not isinstance(exc, OpTimeout):
+            raise
+        what = (
+            f"{exc} (the --timeout / conformance.timeout limit)"
+            if isinstance(exc, OpTimeout)
+            else f"crashed: {describe_exception(exc)} (check the op's Attr examples and shape "
+            "rule: they run on every call the search draws)"
+        )
+        outcome = Outcome("error", f"exploring {op.name} {what}", error=exc)
+        stats = {"examples": 0, "seconds": 0.0, "findings": 0, "stopped": "error"}
+        check = (targets or selected_checks(settings))[0]
+        return [_result(op, check, None, "exploration", outcome)], stats
     results = [
         r for finding in exploration.findings for r in _finding_results(op, finding, settings)
     ]
