@@ -88,6 +88,12 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop after the first failing op")
     _add_case_arguments(p)
+    p.add_argument(
+        "--coverage",
+        action="store_true",
+        help="print which edge classes (0-d, broadcast, layouts, dtypes, constants, attribute "
+        "values, checks ...) each op's samples left untested; the JSON report always has them",
+    )
     p.set_defaults(func=cmd_check)
 
 
@@ -364,6 +370,7 @@ def _case_settings(args: argparse.Namespace, target: Any, replays: dict) -> Any:
 
 def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: Any) -> int:
     from opgraph.conformance import report
+    from opgraph.conformance.coverage import Coverage
     from opgraph.conformance.runner import run
 
     overrides: dict[str, Any] = {}
@@ -387,6 +394,7 @@ def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: An
             rivals=target.rivals,
             maxfail=1 if args.exitfirst else args.maxfail,
             on_results=_debugger(progress) if args.pdb else None,
+            coverage=Coverage() if args.coverage or json_path is not None else None,
         )
     progress.clear()
     if args.sample is not None and not result.results and not result.interrupted:
@@ -398,7 +406,7 @@ def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: An
     extra = _replay_options(args)
     to_stdout = "-" in (str(json_path), str(junit_path))
     out = sys.stderr if to_stdout else sys.stdout
-    style = report.Style(colour=use_colour(out), verbose=args.verbose, tracebacks=args.tb)
+    style = report.Style(use_colour(out), args.verbose, args.tb, args.coverage)
     print(report.text(result, extra, style), file=out)
     for path, write in ((json_path, report.write_json), (junit_path, report.write_junit)):
         if path is None:

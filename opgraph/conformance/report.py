@@ -20,6 +20,7 @@ from xml.etree import ElementTree as ET
 
 import numpy as np
 
+from opgraph.conformance.coverage import Coverage
 from opgraph.conformance.runner import FAILING, NOT_RUN, Result, RunReport
 from opgraph.conformance.settings import CHECKS
 from opgraph.locations import format_traceback
@@ -31,11 +32,13 @@ _STATUS_COLOUR = {"fail": "red", "error": "red", "xpass": "red", "skip": "yellow
 
 @dataclass(frozen=True)
 class Style:
-    """How the text report is drawn: ANSI colour, ``-v`` detail, full tracebacks (``--tb``)."""
+    """How the text report is drawn: ANSI colour, ``-v`` detail, full tracebacks (``--tb``),
+    the coverage section (``--coverage``)."""
 
     colour: bool = False
     verbose: bool = False
     tracebacks: bool = False
+    coverage: bool = False
 
     def paint(self, text: str, colour: str | None) -> str:
         if not self.colour or colour is None or not text.strip():
@@ -383,6 +386,8 @@ def text(report: RunReport, extra: Sequence[str] = (), style: Style = Style()) -
         parts.append("\n".join(hint_lines(hints)))
     if style.verbose and (skips := _skip_lines(report)):
         parts.append("\n".join(skips))
+    if style.coverage and report.coverage is not None:
+        parts.append("\n".join(coverage_lines(report.coverage)))
     summary = []
     if ran_never := never_ran(report):
         summary += ["checks that never ran:", *ran_never]
@@ -395,6 +400,46 @@ def text(report: RunReport, extra: Sequence[str] = (), style: Style = Style()) -
     summary.append(summary_line(report, style))
     parts.append("\n".join(summary))
     return "\n\n".join(parts)
+
+
+_FULL_COVERAGE_SHOWN = 12
+"""Ops at 100% named in the coverage section (the others are counted)."""
+
+
+def untested(missing: Sequence[str]) -> str:
+    """``size-1 x, y; layout sliced; check bad_input``: missing edge classes by family."""
+    by_family: dict[str, list[str]] = {}
+    for name in missing:
+        family, _, detail = name.partition(":")
+        by_family.setdefault(family, []).append(detail)
+    return "; ".join(f"{family} {', '.join(details)}" for family, details in by_family.items())
+
+
+def coverage_lines(coverage: Coverage) -> list[str]:
+    """The overall percentage, then one line per op under 100% (least covered first) naming
+    what it left untested, then the ops at 100%."""
+    total = coverage.summary()
+    lines = _wrapped(
+        f"coverage: {total['percent']:.1f}% of {total['applicable']} edge classes "
+        f"over {plural(total['ops'], 'op')} exercised (see docs/conformance.md)",
+        indent="",
+    )
+    rows = sorted(coverage.ops.values(), key=lambda e: (e.percent, e.op))
+    partial = [e for e in rows if e.missing]
+    width = min(max((len(e.op) for e in partial), default=0), 24)
+    for e in partial:
+        head = f"{e.op:<{width}} {e.percent:5.1f}% ({e.exercised}/{len(e.classes)})"
+        lines += _wrapped(f"{head} untested: {untested(e.missing)}")
+    full = [e.op for e in rows if not e.missing]
+    if full:
+        shown = ", ".join(full[:_FULL_COVERAGE_SHOWN])
+        more = (
+            f" and {len(full) - _FULL_COVERAGE_SHOWN} more"
+            if len(full) > _FULL_COVERAGE_SHOWN
+            else ""
+        )
+        lines += _wrapped(f"{plural(len(full), 'op')} at 100%: {shown}{more}")
+    return lines
 
 
 def result_dict(result: Result, seed: int, extra: Sequence[str] = ()) -> dict[str, Any]:
@@ -460,7 +505,24 @@ def write_json(report: RunReport, out: IO[str], extra: Sequence[str] = ()) -> No
     for result in report.results:
         out.write(separator + _ENCODER.encode(json_safe(result_dict(result, report.seed, extra))))
         separator = ",\n"
-    out.write("\n]}\n")
+    out.write("\n],\n")
+    _write_coverage(report.coverage, out)
+    out.write("}\n")
+
+
+def _write_coverage(coverage: Coverage | None, out: IO[str]) -> None:
+    """``"coverage": null``, or its totals and ``matrix``, one op per line."""
+    if coverage is None:
+        out.write('"coverage":null\n')
+        return
+    totals = _ENCODER.encode(json_safe(coverage.summary()))
+    out.write(f'"coverage":{totals[:-1]},"matrix":{{')
+    separator = "\n"
+    for op, entry in coverage.ops.items():
+        row = _ENCODER.encode(json_safe(entry.as_dict()))
+        out.write(f"{separator}{_ENCODER.encode(op)}:{row}")
+        separator = ",\n"
+    out.write("\n}}\n")
 
 
 def write_junit(report: RunReport, out: IO[str], extra: Sequence[str] = ()) -> None:

@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from opgraph.conformance.values import dtype_probes
 from opgraph.contract import Tolerance
 from opgraph.locations import Location, plugin_location, plugin_roots
 from opgraph.op import Op
+
+if TYPE_CHECKING:
+    from opgraph.conformance.coverage import Coverage
 
 STATUSES = ("pass", "fail", "skip", "error", "xfail", "xpass", "hint")
 """``hint``: nothing is wrong, but the op could claim more (an undeclared dtype that works)."""
@@ -77,6 +80,8 @@ class RunReport:
     exploration: dict[str, dict[str, Any]] | None = None
     """Per op, what ``--explore`` searched (`opgraph.conformance.explore.Exploration`);
     None: no exploration."""
+    coverage: Coverage | None = None
+    """The edge classes the run exercised per op, when it was asked to record them."""
 
     @property
     def failed(self) -> bool:
@@ -209,12 +214,16 @@ def _outcome(op: Op, check: Check, item: Any, runs: dict[int, CaseRun]) -> Outco
 
 
 def run_op(
-    op: Op, settings: ConformanceSettings, sample: int | None = None, rivals: Sequence[Op] = ()
+    op: Op,
+    settings: ConformanceSettings,
+    sample: int | None = None,
+    rivals: Sequence[Op] = (),
+    coverage: Coverage | None = None,
 ) -> list[Result]:
     """Results of one op, known failures applied; ``sample`` restricts to that sample index
-    (replay); ``rivals`` are other plugins' providers of the op (``differential``). Everything
-    runs with the op's own op set active, so operators and helpers the checks use are the ones
-    that op set chose."""
+    (replay); ``rivals`` are other plugins' providers of the op (``differential``); each sample
+    run and each result is recorded in ``coverage``. Everything runs with the op's own op set
+    active, so operators and helpers the checks use are the ones that op set chose."""
     results: list[Result] = []
     where = ["setup", None]  # the check and sample being run, for a time-out's result
     try:
@@ -222,7 +231,9 @@ def run_op(
             engine.switched(ops=op.dispatch) if op.dispatch is not None else nullcontext(),
             time_limit(settings.timeout),
         ):
-            results.extend(_op_results(op, settings, sample, rivals, where))
+            if coverage is not None:  # probes the shape rule: inside the op's time limit
+                coverage.add_op(op.spec, op.provenance.plugin)
+            results.extend(_op_results(op, settings, sample, rivals, where, coverage=coverage))
     except OpTimeout as exc:
         check, index = where
         results.append(
@@ -237,7 +248,10 @@ def run_op(
                 f"was running {check} on sample {index}: the op's remaining checks did not run",
             )
         )
-    return apply_expectations(results, settings, narrowed=sample is not None)
+    results = apply_expectations(results, settings, narrowed=sample is not None)
+    if coverage is not None:
+        coverage.record_results(results)
+    return results
 
 
 def contested_results(
@@ -263,6 +277,8 @@ def _op_results(
     sample: int | None,
     rivals: Sequence[Op],
     where: list,
+    *,
+    coverage: Coverage | None,
 ) -> Iterator[Result]:
     checks = selected_checks(settings)
     try:
@@ -292,6 +308,8 @@ def _op_results(
         if check.scope == "sample" and index not in runs:
             runs.clear()  # one sample's shared work at a time
             runs[index] = CaseRun(op, item, settings, rivals)
+            if coverage is not None:
+                coverage.record(op.spec, item, op.provenance.plugin)
         where[:] = [name, index]
         outcome = _outcome(op, check, item, runs)
         if (check.scope, index) not in described:
@@ -385,11 +403,13 @@ def run(
     maxfail: int | None = None,
     on_results: Callable[[list[Result]], None] | None = None,
     rivals: Mapping[str, Sequence[Op]] | None = None,
+    coverage: Coverage | None = None,
 ) -> RunReport:
     """Check every op (and report every ``contested`` op as an error); ``progress(op, i, n)``
     is called before each op and ``on_results(results)`` after it. With ``maxfail``, no
     further op starts once that many results failed (the ops left are listed in
-    `RunReport.unchecked`). ``rivals`` (see `rival_providers`) turns on ``differential``."""
+    `RunReport.unchecked`). ``rivals`` (see `rival_providers`) turns on ``differential``;
+    ``coverage`` records the edge classes exercised (`RunReport.coverage`)."""
     ops = list(ops)
     start = time.perf_counter()
     results: list[Result] = contested_results(contested or {}, settings)
@@ -405,7 +425,8 @@ def run(
             if progress is not None:
                 progress(op, i, len(ops))
             try:
-                op_results = run_op(op, settings, sample, (rivals or {}).get(op.name, ()))
+                op_rivals = (rivals or {}).get(op.name, ())
+                op_results = run_op(op, settings, sample, op_rivals, coverage)
             except KeyboardInterrupt:  # a real Ctrl-C: report what there is, marked as such
                 interrupted, unchecked = True, [o.name for o in ops[i:]]
                 break
@@ -414,9 +435,7 @@ def run(
             )
             if settings.explore is not None:
                 try:
-                    found, exploration[op.name] = explored(
-                        op, settings, op_results, (rivals or {}).get(op.name, ())
-                    )
+                    found, exploration[op.name] = explored(op, settings, op_results, op_rivals)
                 except KeyboardInterrupt:
                     interrupted, unchecked = True, [o.name for o in ops[i + 1 :]]
                     results.extend(op_results)
@@ -436,4 +455,5 @@ def run(
         unchecked,
         interrupted=interrupted,
         exploration=exploration if settings.explore is not None else None,
+        coverage=coverage,
     )
