@@ -72,25 +72,22 @@ def _input_name(spec: OpSpec, k: int) -> str:
     return names[min(k, len(names) - 1)]
 
 
-def _guarded(function: Any, *args: Any) -> Any:
-    """``function(*args)``, or None when plugin code in it raises (a broken ``examples`` or
-    type must not stop a report); a real Ctrl-C or the op's time limit still propagates."""
+def _attempt(function: Any, *args: Any) -> Any:
+    """``function(*args)``, or the exception plugin code in it raised, returned (a broken rule,
+    ``examples`` or check must not stop a report; SystemExit included); a real Ctrl-C or the
+    op's time limit still propagates."""
     try:
         return function(*args)
     except BaseException as exc:
         if ends_run(exc):
             raise
-        return None
-
-
-def _verdict(spec: OpSpec, shapes: tuple[Shape, ...], attrs: Mapping[str, Any]) -> Any:
-    """`samples.rule_verdict`, with a rule's SystemExit also returned, not raised."""
-    try:
-        return rule_verdict(spec, shapes, attrs)
-    except BaseException as exc:
-        if ends_run(exc):
-            raise
         return exc
+
+
+def _guarded(function: Any, *args: Any) -> Any:
+    """``function(*args)``, or None when it raises."""
+    result = _attempt(function, *args)
+    return None if isinstance(result, BaseException) else result
 
 
 # --- classes of one call ---
@@ -203,7 +200,9 @@ _VALUE_CLASSES: tuple[tuple[Any, Any], ...] = (
 
 
 def _normal(attr: Attr, value: Any) -> Any:
-    return value if attr.check is None else _guarded(attr.check, value)
+    """The value as the op receives it (the value itself where the check rejects it)."""
+    normal = value if attr.check is None else _attempt(attr.check, value)
+    return value if isinstance(normal, BaseException) else normal
 
 
 def attr_classes(attr: Attr, value: Any) -> set[str]:
@@ -250,7 +249,7 @@ def edge_classes(spec: OpSpec, case: Case) -> frozenset[str]:
     ``check:`` classes come from results, not from cases. Never raises on a broken shape
     rule: the rule is asked only whether an output has the inputs' broadcast shape."""
     shapes = tuple(tuple(v.shape) for v in case.values)
-    verdict = _verdict(spec, shapes, case.attrs) if len(shapes) > 1 else None
+    verdict = _attempt(rule_verdict, spec, shapes, case.attrs) if len(shapes) > 1 else None
     found = shape_classes(spec, shapes, verdict)
     found |= {
         f"layout:{effective_layout(s, lay)}" for s, lay in zip(shapes, case.layouts, strict=True)
@@ -270,9 +269,12 @@ def edge_classes(spec: OpSpec, case: Case) -> frozenset[str]:
 # --- what a declaration makes possible ---
 def declared_classes(spec: OpSpec) -> set[str]:
     """The classes the declaration alone allows, without calling the shape rule: each declared
-    dtype, each output of a multi-output op unused, special values for each input whose
-    domain has some in a declared dtype."""
+    dtype, each attribute's default, each output of a multi-output op unused, special values
+    for each input whose domain has some in a declared dtype."""
     found = {f"dtype:{d}" for d in spec.dtypes}
+    for attr in spec.attrs:
+        if attr.default is not REQUIRED:
+            found |= attr_classes(attr, attr.default)
     if spec.n_outputs > 1:
         found |= {f"dropped:{m}" for m in range(spec.n_outputs)}
     for k in range(len(spec.inputs)):
@@ -312,7 +314,7 @@ def _layout_classes(shapes: tuple[Shape, ...]) -> set[str]:
 def _call_classes(spec: OpSpec, shapes: tuple[Shape, ...], attrs: Mapping[str, Any]) -> set[str]:
     """The shape, layout and constant classes of one call the shape rule accepts (none when it
     raises anything)."""
-    verdict = _verdict(spec, shapes, attrs)
+    verdict = _attempt(rule_verdict, spec, shapes, attrs)
     if isinstance(verdict, BaseException):
         return set()
     found = shape_classes(spec, shapes, verdict) | _layout_classes(shapes)
@@ -342,7 +344,9 @@ def _attr_possible(spec: OpSpec, call: Call) -> set[str]:
     found = set()
     for attr in spec.attrs:
         for value in _offered_values(attr, shapes):
-            if not isinstance(_verdict(spec, shapes, {**attrs, attr.name: value}), BaseException):
+            if not isinstance(
+                _attempt(rule_verdict, spec, shapes, {**attrs, attr.name: value}), BaseException
+            ):
                 found |= attr_classes(attr, value)
     return found
 
