@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -66,9 +67,13 @@ def test_a_case_exercises_its_shape_broadcast_layout_dtype_and_value_classes():
     assert "broadcast:b" not in scalar_first and "special:a" not in scalar_first
     both = edge_classes(pair, _case(np.full((2, 1), 0.3), np.full((1, 3), 0.3)))
     assert {"broadcast:a", "broadcast:b"} <= both and not {"0-d:a", "0-d:b"} & both
+    listed = replace(pair, shape_rule=lambda a, b: list(map(np.int64, np.broadcast_shapes(a, b))))
+    assert "broadcast:a" in edge_classes(listed, _case(0.5, np.full((2, 3), 0.7)))
     equal = edge_classes(pair, _case(np.full((2, 3), 0.3), np.zeros((2, 3))))
     assert not any(c.startswith("broadcast:") for c in equal)
     assert "special:b" in equal and "special:a" not in equal  # zero is a special value
+    narrow = Case(0, "float32", (np.float32([1.96, 0.3]),), ("contiguous",))  # an edge, inset
+    assert "special:x" in edge_classes(_unary(domain=Domain(-2, 2)), narrow)
     edges = edge_classes(pair, _case(np.zeros((0, 3)), np.ones((1,))))
     assert {"size-0:a", "size-1:b", "broadcast:b"} <= edges
 

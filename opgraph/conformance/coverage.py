@@ -93,11 +93,17 @@ def _guarded(function: Any, *args: Any) -> Any:
 # --- classes of one call ---
 def _output_shapes(verdict: Any) -> list[tuple]:
     """The shape rule's answer as a list of output shapes (empty for anything else)."""
-    if isinstance(verdict, tuple) and all(isinstance(d, int) for d in verdict):
-        return [verdict]
+    if _is_shape(verdict):
+        return [tuple(verdict)]
     if isinstance(verdict, (tuple, list)):
-        return [tuple(s) for s in verdict if isinstance(s, tuple)]
+        return [tuple(s) for s in verdict if _is_shape(s)]
     return []
+
+
+def _is_shape(value: Any) -> bool:
+    return isinstance(value, (tuple, list)) and all(
+        isinstance(d, numbers.Integral) and not isinstance(d, bool) for d in value
+    )
 
 
 def _broadcast_shape(shapes: tuple[Shape, ...]) -> tuple | None:
@@ -222,26 +228,33 @@ def _special_classes(spec: OpSpec, values: tuple[np.ndarray, ...]) -> set[str]:
     found = set()
     for k, array in enumerate(values):
         domain = spec.input_domain(k)
-        if domain is None or not array.size:
-            continue
-        specials = _specials(domain, str(array.dtype))
-        if any((array == np.asarray(v, dtype=array.dtype)).any() for v in specials):
+        if (
+            domain is not None
+            and array.size
+            and _specials(domain, array.dtype) & set(array.ravel().tolist())
+        ):
             found.add(f"special:{_input_name(spec, k)}")
     return found
 
 
-def _specials(domain: Any, dtype: str) -> list[float]:
-    """`special_values`, remembered per domain and dtype (a domain that cannot be hashed is
-    recomputed; one whose fields break it has none)."""
+def _special_set(domain: Any, dtype: Any) -> frozenset[float]:
+    """`special_values` as the values an array of ``dtype`` holds (none for a domain or dtype
+    that breaks it)."""
+    found = _guarded(
+        lambda: frozenset(np.asarray(special_values(domain, dtype), dtype=dtype).tolist())
+    )
+    return found or frozenset()
+
+
+_cached_specials = lru_cache(maxsize=1024)(_special_set)
+
+
+def _specials(domain: Any, dtype: Any) -> frozenset[float]:
+    """`_special_set`, remembered per domain and dtype."""
     try:
         return _cached_specials(domain, dtype)
-    except TypeError:
-        return _guarded(special_values, domain, dtype) or []
-
-
-@lru_cache(maxsize=1024)
-def _cached_specials(domain: Any, dtype: str) -> list[float]:
-    return _guarded(special_values, domain, dtype) or []
+    except TypeError:  # a domain that cannot be hashed
+        return _special_set(domain, dtype)
 
 
 def edge_classes(spec: OpSpec, case: Case) -> frozenset[str]:
