@@ -406,7 +406,9 @@ def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: An
     extra = _replay_options(args)
     to_stdout = "-" in (str(json_path), str(junit_path))
     out = sys.stderr if to_stdout else sys.stdout
-    style = report.Style(use_colour(out), args.verbose, args.tb, args.coverage)
+    style = report.Style(
+        colour=use_colour(out), verbose=args.verbose, tracebacks=args.tb, coverage=args.coverage
+    )
     print(report.text(result, extra, style), file=out)
     for path, write in ((json_path, report.write_json), (junit_path, report.write_junit)):
         if path is None:
