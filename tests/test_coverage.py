@@ -139,6 +139,7 @@ def test_attribute_classes_say_default_or_not_and_the_value_class():
         (np.zeros(0), {"empty float array"}),
         (np.dtype("float32"), {"dtype"}),
         (len, {"callable"}),
+        (object(), {"object"}),
     ],
 )
 def test_value_classes_derive_from_the_type_of_any_value(value, expected):
@@ -245,6 +246,28 @@ def test_declared_error_inputs_make_bad_input_run():
         rule=lambda x, k: x, attrs=(Attr("k", 1, attrs.IntRange(0)),), error_inputs=errors
     )
     assert "check:bad_input" not in _run(spec).ops["unary"].missing
+
+
+def test_a_custom_op_gets_its_possible_shapes_from_its_own_samples():
+    from opgraph import Sample
+
+    def samples(rng, dtype):
+        yield Sample((rng.standard_normal((2, 3, 4, 5)).astype(dtype),))
+
+    def images(x):
+        if len(x) != 4:
+            raise ShapeError(f"images: shape {x} is not a batch of images")
+        return x
+
+    spec = OpSpec(
+        "images", lambda x: x.copy(), images, None, nondiff=("x",), kind="custom",
+        sample_inputs=samples,
+    )  # fmt: skip
+    assert "layout:transposed" not in applicable_classes(spec)  # no sample: nothing to probe
+    entry = _run(spec).ops["images"]
+    assert {"layout:transposed", "size-0:x", "size-1:x", "special:x"} <= set(entry.missing)
+    assert "0-d:x" not in entry.classes  # the rule takes 4-d shapes only
+    assert entry.counts["layout:contiguous"] == entry.counts["dtype:float64"] * 2
 
 
 def test_a_case_from_any_generator_feeds_the_same_accumulator():

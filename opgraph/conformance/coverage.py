@@ -149,13 +149,15 @@ def value_classes(value: Any, check: Any = None) -> set[str]:
     """The classes of one attribute value, derived from its type: None, True/False, negative
     int/zero/positive int, floats by sign, str, (empty) tuples and lists and whether they hold
     a negative, arrays by element kind, rank, negatives and repeats; a `Choice`'s options each
-    their own class. Never raises (the value may be any object)."""
+    their own class; any other object its type's name."""
     if isinstance(check, Choice):
         return {safe_repr(value, 40)}
     for kinds, classes in _VALUE_CLASSES:
         if isinstance(value, kinds):
             return classes(value)
-    return {"callable" if callable(value) else safe_repr(type(value).__name__, 40)}
+    if callable(value):
+        return {"callable"}
+    return {type(value).__name__.encode("unicode_escape").decode("ascii")[:40]}
 
 
 def _signed(number: float, word: str, zero: str | None = None) -> str:
@@ -216,7 +218,8 @@ def attr_classes(attr: Attr, value: Any) -> set[str]:
     default = attr.default is not REQUIRED and _same(
         _normal(attr, value), _normal(attr, attr.default)
     )
-    classes = {"default" if default else "non-default", *value_classes(value, attr.check)}
+    value_class = _guarded(value_classes, value, attr.check) or {"unclassified"}
+    classes = {"default" if default else "non-default", *value_class}
     return {f"attr:{attr.name}={c}" for c in classes}
 
 
