@@ -483,9 +483,9 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def write_json(report: RunReport, out: IO[str], extra: Sequence[str] = ()) -> None:
-    """The JSON report documented in docs/conformance.md (``summary`` + ``results``), written
-    to ``out`` one compact result per line as it is encoded: memory stays flat however many
-    results a run has."""
+    """The JSON report documented in docs/conformance.md (``summary``, ``results``,
+    ``coverage``), written to ``out`` one compact result (one op's coverage) per line as it is
+    encoded: memory stays flat however many results a run has."""
     summary = {
         "ops": report.ops,
         "samples": report.samples,
