@@ -238,6 +238,31 @@ def test_a_declaration_that_leaves_bad_input_untested_is_reported_so():
     )
 
 
+def test_only_results_about_a_call_count_as_a_check_that_ran():
+    from opgraph.conformance.runner import Result
+
+    coverage = Coverage()
+    coverage.add_op(_unary())
+    coverage.record_results(
+        [
+            Result("unary", "test", "shape_rule", "error", None, "", "generating samples crashed"),
+            Result("unary", "test", "grad_value", "error", 3, "", "took longer than 1 s"),
+            Result("unary", "test", "no_mutation", "fail", None, "explored: float64 (2,)", "bad"),
+            Result("unary", "test", "reference", "skip", None, "", "no reference declared"),
+            Result(
+                "unary", "test", "bad_input", "skip", None, "", REGISTRY["bad_input"].when_empty
+            ),
+            Result("other", "test", "shape_rule", "error", None, "", "contested"),
+        ]
+    )
+    entry = coverage.ops["unary"]
+    assert entry.counts["check:no_mutation"] == 1 and "check:no_mutation" not in entry.missing
+    assert {"check:shape_rule", "check:grad_value", "check:bad_input"} <= set(entry.missing)
+    assert entry.reasons["check:shape_rule"] == "generating samples crashed"
+    assert entry.not_applicable == {"check:reference": "no reference declared"}
+    assert set(coverage.ops) == {"unary"}  # results of an op never added are not counted
+
+
 def test_declared_error_inputs_make_bad_input_run():
     def errors():
         yield ErrorInput((np.ones(2),), {"k": -1}, ValueError)

@@ -513,14 +513,16 @@ class Coverage:
 
     def record_result(self, result: Any) -> None:
         """One check result (an `opgraph.conformance.runner.Result`) of an added op: the check
-        ran when it has a sample and is not a skip; an op-wide skip other than the check's
-        empty-scope one means the check does not apply to the op."""
+        ran when the result is about a call (it describes one: a sample, a bad input, an
+        explored call) and is not a skip; an op-wide result (no call) that is a skip other
+        than the check's empty-scope one means the check does not apply to the op, and an
+        op-wide error (samples that could not be generated, a time-out) that it never ran."""
         entry = self.ops.get(result.op)
         if entry is None:  # a contested op: nobody was checked
             return
         name = f"check:{result.check}"
         check = REGISTRY.get(result.check)
-        if result.status != "skip" and result.sample is not None:
+        if result.status != "skip" and result.sample_desc:
             entry.counts[name] += 1
         elif (
             result.status == "skip"
