@@ -339,6 +339,8 @@ def test_the_text_section_lists_ops_under_100_percent_least_covered_first():
     unary_line = next(line for line in lines if line.strip().startswith("unary"))
     assert "untested:" in unary_line and "check bad_input" in " ".join(lines)
     assert all(len(line) <= 80 for line in lines)
+    assert report.coverage_lines(Coverage()) == ["coverage: no op was checked"]
+    assert Coverage().percent == 0.0
 
 
 def test_check_coverage_prints_the_section_and_json_always_has_the_matrix(tmp_path, capsys):

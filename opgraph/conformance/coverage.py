@@ -482,7 +482,8 @@ def _class_order(name: str) -> tuple[int, str]:
 
 
 def _percent(part: int, whole: int) -> float:
-    return round(100.0 * part / whole, 1) if whole else 100.0
+    """One decimal; 0 when nothing was possible (nothing was checked either)."""
+    return round(100.0 * part / whole, 1) if whole else 0.0
 
 
 class Coverage:
@@ -496,8 +497,7 @@ class Coverage:
     def add_op(self, spec: OpSpec, plugin: str = "") -> OpCoverage:
         """The op's entry, made on first sight with the classes its declaration allows."""
         if spec.name not in self.ops:
-            possible = declared_classes(spec) | probed_classes(spec, base_calls(spec))
-            self.ops[spec.name] = OpCoverage(spec.name, plugin, possible)
+            self.ops[spec.name] = OpCoverage(spec.name, plugin, set(applicable_classes(spec)))
         return self.ops[spec.name]
 
     def record(self, spec: OpSpec, case: Case, plugin: str = "") -> None:

@@ -418,6 +418,8 @@ def untested(missing: Sequence[str]) -> str:
 def coverage_lines(coverage: Coverage) -> list[str]:
     """The overall percentage, then one line per op under 100% (least covered first) naming
     what it left untested, then the ops at 100%."""
+    if not coverage.ops:
+        return ["coverage: no op was checked"]
     total = coverage.summary()
     lines = [
         f"coverage: {total['percent']:.1f}% of {total['applicable']} edge classes exercised "
