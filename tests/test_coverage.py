@@ -74,6 +74,9 @@ def test_a_case_exercises_its_shape_broadcast_layout_dtype_and_value_classes():
     assert "special:b" in equal and "special:a" not in equal  # zero is a special value
     narrow = Case(0, "float32", (np.float32([1.96, 0.3]),), ("contiguous",))  # an edge, inset
     assert "special:x" in edge_classes(_unary(domain=Domain(-2, 2)), narrow)
+    ragged = np.empty(2, dtype=object)
+    ragged[:] = [[0.0], [1.0]]  # unhashable elements: no special value, no crash
+    assert "special:x" not in edge_classes(_unary(), Case(0, "float64", (ragged,), ("contiguous",)))
     edges = edge_classes(pair, _case(np.zeros((0, 3)), np.ones((1,))))
     assert {"size-0:a", "size-1:b", "broadcast:b"} <= edges
 
@@ -88,6 +91,11 @@ def test_layouts_count_as_the_layout_an_input_really_has():
     assert "layout:reversed" in edge_classes(unary, _case(np.ones(4), layouts=("reversed",)))
     one = edge_classes(unary, _case(np.ones(1), layouts=("sliced",)))
     assert "layout:sliced" not in one  # one element is contiguous however it is cut
+    wide = edge_classes(unary, _case(np.ones((1, 7, 9)), layouts=("transposed",)))
+    assert "layout:transposed" in wide
+    assert "layout:transposed" not in edge_classes(
+        unary, _case(np.ones((1, 9, 1)), layouts=("transposed",))
+    )  # one axis longer than 1: C and F order are the same
 
 
 def test_constants_numbers_and_dropped_outputs_are_classes_of_a_case():

@@ -136,12 +136,18 @@ def shape_classes(spec: OpSpec, shapes: tuple[Shape, ...], verdict: Any) -> set[
     return found
 
 
-@lru_cache(maxsize=4096)
 def effective_layout(shape: Shape, layout: str) -> str:
     """The layout an input of ``shape`` really has when laid out as ``layout``: a 1-d array
     cannot be transposed, and a one-element one is contiguous whichever way it is cut."""
     if layout not in LAYOUTS or layout == "contiguous":
         return "contiguous"
+    return _small_layout(tuple(min(d, 2) for d in shape), layout)
+
+
+@lru_cache(maxsize=1024)
+def _small_layout(shape: Shape, layout: str) -> str:
+    """`effective_layout` on a shape of sizes 0, 1 and 2 only: whether an axis is empty, of
+    size 1 or longer is all that contiguity depends on, so no large array is ever built."""
     return layout_of(materialize(np.zeros(shape, dtype=np.int8), layout))
 
 
@@ -228,16 +234,21 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def _special_classes(spec: OpSpec, values: tuple[np.ndarray, ...]) -> set[str]:
+    """The inputs holding a special value of their domain (an object array of unhashable
+    elements holds none)."""
     found = set()
     for k, array in enumerate(values):
         domain = spec.input_domain(k)
-        if (
-            domain is not None
-            and array.size
-            and _specials(domain, array.dtype) & set(array.ravel().tolist())
-        ):
+        if domain is None or not array.size:
+            continue
+        specials = _specials(domain, array.dtype)
+        if specials and _guarded(_holds_any, array, specials):
             found.add(f"special:{_input_name(spec, k)}")
     return found
+
+
+def _holds_any(array: np.ndarray, values: frozenset[float]) -> bool:
+    return not values.isdisjoint(array.ravel().tolist())
 
 
 def _special_set(domain: Any, dtype: Any) -> frozenset[float]:
