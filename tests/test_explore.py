@@ -69,7 +69,7 @@ def _planted_ops(path: Path) -> dict[str, Op]:
     return {op.name: op for op in target.ops}
 
 
-def _explore(op: Op, examples: int = 60, seed: int = 0):
+def _explore(op: Op, examples: int = 200, seed: int = 0):
     settings = ConformanceSettings(seed=seed, explore=Budget(examples))
     return run([op], settings)
 
@@ -309,3 +309,14 @@ def test_a_crash_or_a_hang_while_exploring_is_an_error_of_that_op_only():
         for r in errors
     )
     assert report.exploration["sin"]["examples"] >= 40
+
+
+def test_explored_calls_count_in_the_coverage():
+    from opgraph.conformance.coverage import Coverage
+
+    op = opsets.default_opset()["sum"]
+    grid_only, explored_too = Coverage(), Coverage()
+    run([op], ConformanceSettings(), coverage=grid_only)
+    run([op], ConformanceSettings(explore=Budget(60)), coverage=explored_too)
+    before, after = (c.as_dict()["matrix"]["sum"] for c in (grid_only, explored_too))
+    assert "size-1:x" in before["missing"] and "size-1:x" not in after["missing"]

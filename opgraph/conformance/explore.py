@@ -21,7 +21,7 @@ import json
 import random
 import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,8 +133,16 @@ def _failing(run: CaseRun, targets: Sequence[str]) -> dict[str, Outcome]:
 class _Search:
     """One Hypothesis search of one op for calls failing any of ``targets``."""
 
-    def __init__(self, op: Op, settings: Any, rivals: Sequence[Op], deadline: float | None):
+    def __init__(
+        self,
+        op: Op,
+        settings: Any,
+        rivals: Sequence[Op],
+        deadline: float | None,
+        on_call: Callable[[Case], None] | None = None,
+    ):
         self.op, self.settings, self.rivals = op, settings, rivals
+        self.on_call = on_call
         self.deadline = deadline
         self.tried = 0
         self.timed_out = False
@@ -147,6 +155,8 @@ class _Search:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise _OutOfTime
         self.tried += 1
+        if self.on_call is not None:
+            self.on_call(case)
         failing = _failing(CaseRun(self.op, case, self.settings, self.rivals), targets)
         if not failing:
             return False
@@ -184,9 +194,16 @@ class _Search:
 
 
 def explore_op(
-    op: Op, settings: Any, budget: Budget, targets: Sequence[str], rivals: Sequence[Op] = ()
+    op: Op,
+    settings: Any,
+    budget: Budget,
+    targets: Sequence[str],
+    rivals: Sequence[Op] = (),
+    *,
+    on_call: Callable[[Case], None] | None = None,
 ) -> Exploration:
-    """Search ``op`` for calls failing any of the sample checks ``targets``."""
+    """Search ``op`` for calls failing any of the sample checks ``targets``; ``on_call``
+    sees every call evaluated (coverage)."""
     from opgraph.conformance.strategies import calls
 
     start = time.monotonic()
@@ -200,7 +217,7 @@ def explore_op(
     strategy = calls(op.spec, grid, dtypes)
     deadline = None if budget.seconds is None else start + budget.seconds
     for round_ in range(MAX_ROUNDS):
-        search = _Search(op, settings, rivals, deadline)
+        search = _Search(op, settings, rivals, deadline, on_call)
         seed = zlib.crc32(f"{settings.seed}/{op.name}/explore/{round_}".encode())
         minimal = search.run(strategy, targets, seed, budget.examples)
         found.examples += search.tried

@@ -321,10 +321,15 @@ def _op_results(
 
 
 def explored(
-    op: Op, settings: ConformanceSettings, grid: list[Result], rivals: Sequence[Op] = ()
+    op: Op,
+    settings: ConformanceSettings,
+    grid: list[Result],
+    rivals: Sequence[Op] = (),
+    coverage: Coverage | None = None,
 ) -> tuple[list[Result], dict[str, Any]]:
     """``--explore`` after the grid: a result per check failing on each minimal call found
-    (checks the grid already failed are not searched), and what the search did."""
+    (checks the grid already failed are not searched), and what the search did; every call
+    the search evaluates, and the findings, are recorded in ``coverage``."""
     from opgraph.conformance.explore import explore_op, searchable_checks
 
     budget = settings.explore
@@ -339,7 +344,11 @@ def explored(
             time_limit(settings.timeout),
         ):
             warnings.simplefilter("ignore", RuntimeWarning)
-            exploration = explore_op(op, settings, budget, targets, rivals)
+            on_call = None
+            if coverage is not None:
+                plugin = op.provenance.plugin
+                on_call = lambda case: coverage.record(op.spec, case, plugin)  # noqa: E731
+            exploration = explore_op(op, settings, budget, targets, rivals, on_call=on_call)
     except BaseException as exc:  # a plugin's examples or rule crashing mid-search, a hang
         if ends_run(exc) and not isinstance(exc, OpTimeout):
             raise
@@ -356,6 +365,8 @@ def explored(
     results = [
         r for finding in exploration.findings for r in _finding_results(op, finding, settings)
     ]
+    if coverage is not None:
+        coverage.record_results(results)
     return apply_expectations(results, settings, narrowed=True), exploration.as_dict()
 
 
@@ -435,7 +446,9 @@ def run(
             )
             if settings.explore is not None:
                 try:
-                    found, exploration[op.name] = explored(op, settings, op_results, op_rivals)
+                    found, exploration[op.name] = explored(
+                        op, settings, op_results, op_rivals, coverage
+                    )
                 except KeyboardInterrupt:
                     interrupted, unchecked = True, [o.name for o in ops[i + 1 :]]
                     results.extend(op_results)
