@@ -15,7 +15,7 @@ from opgraph.conformance import numeric, report
 from opgraph.conformance.runner import FAILING, run
 from opgraph.conformance.samples import LAYOUTS, generate_cases, materialize, random_values
 from opgraph.conformance.settings import CHECKS, ConformanceSettings, ExpectedFailure, settings_for
-from opgraph.shapes import broadcast
+from tests.specs import pair_spec
 
 
 def settings_of(cfg):
@@ -92,15 +92,7 @@ def test_materialize_keeps_values_and_makes_views():
 
 
 def test_broadcast_samples_pair_ranks_in_both_directions():
-    spec = OpSpec(
-        "pair",
-        np.add,
-        lambda a, b: broadcast("pair", a, b),
-        None,
-        inputs=("a", "b"),
-        nondiff=("a", "b"),
-        kind="broadcast",
-    )
+    spec = pair_spec()
     pairs = {tuple(v.shape for v in c.values) for c in generate_cases(spec, 0)}
     assert ((3,), (2, 3)) in pairs and ((2, 3), (3,)) in pairs
     assert ((), (2, 3)) in pairs and ((2, 3), ()) in pairs

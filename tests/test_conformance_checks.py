@@ -19,6 +19,7 @@ from opgraph.conformance.samples import generate_bad_cases, generate_cases, spec
 from opgraph.conformance.settings import CHECKS, ConformanceSettings
 from opgraph.op import Op, Provenance
 from opgraph.shapes import broadcast, fmt_shapes, normalize_axes
+from tests.specs import pair_spec
 
 ROOT = Path(__file__).parent.parent
 
@@ -108,15 +109,7 @@ def test_special_values_come_from_the_domain_by_rule():
 
 
 def test_variants_with_constant_inputs_numbers_and_unused_outputs():
-    pair = OpSpec(
-        "pair",
-        np.add,
-        lambda a, b: broadcast("pair", a, b),
-        None,
-        inputs=("a", "b"),
-        nondiff=("a", "b"),
-        kind="broadcast",
-    )
+    pair = pair_spec()
     cases = generate_cases(pair, 0)
     assert {(c.constants, c.numbers) for c in cases} >= {
         ((), False),

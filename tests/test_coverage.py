@@ -25,21 +25,7 @@ from opgraph.conformance.runner import run
 from opgraph.conformance.samples import Case
 from opgraph.conformance.settings import ConformanceSettings
 from opgraph.op import Op, Provenance
-from opgraph.shapes import broadcast
-
-
-def _pair(**kw) -> OpSpec:
-    """A broadcasting binary op."""
-    return OpSpec(
-        "pair",
-        np.add,
-        lambda a, b: broadcast("pair", a, b),
-        None,
-        inputs=("a", "b"),
-        nondiff=("a", "b"),
-        kind="broadcast",
-        **kw,
-    )
+from tests.specs import pair_spec
 
 
 def _unary(rule=lambda x: x, **kw) -> OpSpec:
@@ -61,7 +47,7 @@ def _run(*specs: OpSpec) -> Coverage:
 
 # --- classes of one case ---
 def test_a_case_exercises_its_shape_broadcast_layout_dtype_and_value_classes():
-    pair = _pair(domain=Domain(-2, 2))
+    pair = pair_spec(domain=Domain(-2, 2))
     scalar_first = edge_classes(pair, _case(0.5, np.full((2, 3), 0.7)))
     assert {"0-d:a", "broadcast:a", "layout:contiguous", "dtype:float64"} <= scalar_first
     assert "broadcast:b" not in scalar_first and "special:a" not in scalar_first
@@ -99,7 +85,7 @@ def test_layouts_count_as_the_layout_an_input_really_has():
 
 
 def test_constants_numbers_and_dropped_outputs_are_classes_of_a_case():
-    pair = _pair()
+    pair = pair_spec()
     assert "constant:b" in edge_classes(pair, _case(np.ones(3), np.ones(3), constants=(1,)))
     number = edge_classes(pair, _case(np.ones(3), 2.0, constants=(1,), numbers=True))
     assert "number:b" in number and "constant:b" not in number
@@ -162,13 +148,13 @@ def test_applicable_classes_follow_the_declaration():
     # one input and one output: nothing to broadcast against, hold constant or leave unused
     assert not any(c.split(":")[0] in ("broadcast", "constant", "number", "dropped") for c in unary)
     assert "dtype:float32" not in unary
-    pair = applicable_classes(_pair())
+    pair = applicable_classes(pair_spec())
     assert {"broadcast:a", "broadcast:b", "constant:a", "number:b"} <= pair
     two = applicable_classes(
         OpSpec("two", lambda x: (x, x), lambda x: (x, x), None, nondiff=("x",), n_outputs=2)
     )
     assert {"dropped:0", "dropped:1"} <= two
-    labels = applicable_classes(_pair(domain=(Domain(), None)))
+    labels = applicable_classes(pair_spec(domain=(Domain(), None)))
     assert "special:a" in labels and "special:b" not in labels  # no domain, no special values
     # rounded for int64, no special value lies inside (0.2, 0.8)
     narrow = applicable_classes(_unary(domain=Domain(0.2, 0.8), dtypes=("int64",)))
@@ -231,7 +217,7 @@ def test_broken_examples_and_checks_never_crash_coverage():
 
 # --- over a run ---
 def test_a_declaration_that_leaves_bad_input_untested_is_reported_so():
-    coverage = _run(_unary(), _pair())
+    coverage = _run(_unary(), pair_spec())
     unary = coverage.ops["unary"]
     assert "check:bad_input" in unary.missing
     assert unary.reasons["check:bad_input"] == REGISTRY["bad_input"].when_empty
@@ -338,7 +324,7 @@ def test_the_json_report_carries_the_matrix_strictly_and_streamed():
 
 
 def test_the_text_section_lists_ops_under_100_percent_least_covered_first():
-    coverage = _run(_unary(), _pair())
+    coverage = _run(_unary(), pair_spec())
     lines = report.coverage_lines(coverage)
     assert lines[0].startswith(f"coverage: {coverage.percent:.1f}% of {coverage.applicable}")
     rows = [line.split()[0] for line in lines[1:] if line.startswith("  ") and "%" in line]
