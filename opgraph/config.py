@@ -13,7 +13,6 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +23,7 @@ from opgraph.plugins import ESSENTIAL_DISTRIBUTION, ESSENTIAL_PLUGIN, Rule, cano
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
 
+from opgraph.records import datarecord
 from opgraph.yamlschema import (
     Bool,
     Int,
@@ -88,7 +88,7 @@ def documented_keys() -> Iterable[str]:
     return schema_keys(SCHEMA)
 
 
-@dataclass(frozen=True)
+@datarecord
 class Required:
     """A ``plugins.require`` line and where it stands."""
 

@@ -18,12 +18,13 @@ import threading
 import time
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Literal
 
 from opgraph.contract import OpSpec, Provenance
 from opgraph.entrypoints import EntryPoint, canonical_name, distributions
 from opgraph.errors import ConfigError, OpgraphWarning, PluginWarning
+from opgraph.records import datarecord
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -42,7 +43,7 @@ MAX_DECLARATIONS = 100_000
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
-@dataclass
+@datarecord(frozen=False)
 class PluginRecord:
     """What happened to one plugin: its provenance, status, ops, and why it failed."""
 
@@ -152,7 +153,7 @@ def installed_names() -> frozenset[str]:
     return frozenset(name for ep in discover() for name in names_of(ep))
 
 
-@dataclass(frozen=True)
+@datarecord
 class Rule:
     """An allowlist (``allow=True``) or a denylist of plugin or distribution names."""
 
@@ -165,7 +166,7 @@ class Rule:
         return bool(names_of(ep) & {canonical_name(n) for n in self.names})
 
 
-@dataclass(frozen=True)
+@datarecord
 class Selection:
     """Which plugins may be imported, and whether a broken plugin is an error (strict)."""
 

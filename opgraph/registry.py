@@ -12,7 +12,7 @@ import difflib
 import fnmatch
 import keyword
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from opgraph.contract import KINDS, NAME_RE, Attr, Domain, OpSpec, Provenance, T
 from opgraph.errors import OpConflictError, OpDeclarationError, PluginError
 from opgraph.op import Op, make_op
 from opgraph.plugins import PluginRecord, canonical_name
+from opgraph.records import datarecord
 
 ESSENTIAL = (
     "add",
@@ -325,7 +326,7 @@ def collect(records: Iterable[PluginRecord]) -> dict[str, list[Op]]:
     return providers
 
 
-@dataclass(frozen=True)
+@datarecord
 class OpChoice:
     """Which ops an op set shows, under which names, and which provider wins a conflict."""
 
@@ -440,14 +441,16 @@ def _resolve(
     return chosen, dropped, conflicts
 
 
-def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()) -> OpSet:
+def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice | None = None) -> OpSet:
     """The op set ``choice`` selects from ``providers``, closed under backward: every op's
     dependencies (its ``requires`` + `ESSENTIAL`) are pulled in as hidden members of its
     ``ctx.ops`` even when the set does not show them.
 
     What cannot be had is confined to itself: an op whose dependency no plugin provides is
     dropped (`OpSet.dropped`), and an op several plugins provide with no choice made is
-    contested (`OpSet.conflicts`); using either raises the reason, everything else works."""
+    contested (`OpSet.conflicts`); using either raises the reason, everything else works.
+    Without ``choice``: every op, under its own name."""
+    choice = OpChoice() if choice is None else choice
     shown = [n for n in sorted(providers) if choice.shows(n)]
     wanted = [*ESSENTIAL, *shown, *choice.aliases.values()]
     chosen, dropped, conflicts = _resolve(providers, wanted, choice)
