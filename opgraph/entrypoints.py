@@ -20,9 +20,6 @@ from typing import Any
 
 _METADATA_SUFFIXES = (".dist-info", ".egg-info")
 _MISSING = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
-_OBJECT_REFERENCE = re.compile(r"(?P<module>[\w.]+)\s*(?::\s*(?P<attr>[\w.]+))?\s*(?:\[[^\]]*\])?")
-"""``module``, ``module:attr.attr`` and either with a (deprecated, ignored) ``[extras]`` list:
-the value syntax of the entry points specification."""
 
 
 class Distribution:
@@ -91,15 +88,10 @@ class EntryPoint:
 
     def load(self) -> Any:
         """Import the module the value names and return it, or the attribute after ``:``."""
-        reference = _OBJECT_REFERENCE.fullmatch(self.value)
-        if reference is None:
-            raise ValueError(
-                f"entry point {self.name} = {self.value}: not an object reference "
-                "like 'package.module' or 'package.module:attribute'"
-            )
-        loaded = importlib.import_module(reference["module"])
-        for attr in (reference["attr"] or "").split("."):
-            loaded = getattr(loaded, attr) if attr else loaded
+        module, attrs = object_reference(self.value)
+        loaded = importlib.import_module(module)
+        for attr in attrs:
+            loaded = getattr(loaded, attr)
         return loaded
 
     def __repr__(self) -> str:
@@ -139,6 +131,21 @@ def canonical_name(name: str) -> str:
     ``packaging.utils.canonicalize_name`` gives it; written out because importing that module
     imports ``packaging.tags`` too, milliseconds that every first ``opgraph.ops`` would pay."""
     return _SEPARATORS.sub("-", name).lower()
+
+
+def object_reference(value: str) -> tuple[str, list[str]]:
+    """The module and attribute path of an entry point's value: ``pkg.mod``, ``pkg.mod:obj``
+    or ``pkg.mod:obj.attr``, optionally followed by a (deprecated, ignored) ``[extras]`` list,
+    as the entry points specification writes it. Anything else is a `ValueError`."""
+    reference, bracket, extras = value.partition("[")
+    module, colon, attr = (part.strip() for part in reference.partition(":"))
+    dotted = [*module.split("."), *(attr.split(".") if colon else ())]
+    if not all(name.isidentifier() for name in dotted) or (bracket and extras.strip()[-1:] != "]"):
+        raise ValueError(
+            f"entry point value {value!r} is not an object reference like 'package.module' or "
+            "'package.module:attribute'"
+        )
+    return module, attr.split(".") if attr else []
 
 
 def parse_headers(text: str) -> dict[str, list[str]]:

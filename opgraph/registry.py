@@ -8,7 +8,6 @@ declarations, dropped ops, conflicts) is returned as data for the op-set layer
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import keyword
 from collections.abc import Iterable, Iterator, Mapping
@@ -92,6 +91,8 @@ class OpSet:
             raise OpConflictError(self._contested[name])
         if name in self._unavailable:
             raise AttributeError(f"no op {name!r} in {self._label}: {self._unavailable[name]}")
+        import difflib
+
         close = difflib.get_close_matches(name, list(self._names()), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"no op {name!r} in {self._label}{hint}")
@@ -190,6 +191,8 @@ def did_you_mean(value: object, known: Iterable[str]) -> str:
     """``; did you mean 'x'?`` for a misspelt name, or nothing."""
     if not isinstance(value, str):
         return ""
+    import difflib
+
     close = difflib.get_close_matches(value, list(known), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
