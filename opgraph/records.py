@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import operator
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -63,14 +64,14 @@ def datarecord(cls: T | None = None, /, *, frozen: bool = True) -> Any:
     cls.__repr__ = _repr
     cls.__eq__ = _eq
     cls._record_fields = frozenset(f.name for f in fields)
-    cls._record_compared = tuple(f.name for f in fields if f.compare)
+    cls._record_compared = _getter(tuple(f.name for f in fields if f.compare))
     cls._record_shown = tuple(f.name for f in fields if f.repr)
     if frozen:
         cls.__hash__ = _hash
         cls.__setattr__ = _refuse_assignment
         cls.__delattr__ = _refuse_deletion
-        cls._record_hashed = tuple(
-            f.name for f in fields if f.hash or (f.hash is None and f.compare)
+        cls._record_hashed = _getter(
+            tuple(f.name for f in fields if f.hash or (f.hash is None and f.compare))
         )
     else:
         cls.__hash__ = None  # mutable and compared by value: unhashable, as a dataclass is
@@ -91,18 +92,24 @@ def _initialiser(cls: type, fields: tuple[dataclasses.Field, ...]) -> Callable[.
     least = most - len(optional)
     takes = f"{least}" if least == most else f"from {least} to {most}"
 
+    def refuse(values: dict[str, Any], kwargs: dict[str, Any]) -> None:
+        """Raise the `TypeError` Python raises for a keyword it cannot bind."""
+        for key in kwargs:
+            if key not in known:
+                raise TypeError(f"{where} got an unexpected keyword argument {key!r}")
+            if key in values:
+                raise TypeError(f"{where} got multiple values for argument {key!r}")
+
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
         if len(args) >= most:
             raise TypeError(
                 f"{where} takes {takes} positional arguments but {len(args) + 1} were given"
             )
         values = dict(zip(names, args, strict=False))  # fewer args than names: the rest by name
-        for key in kwargs:
-            if key not in known:
-                raise TypeError(f"{where} got an unexpected keyword argument {key!r}")
-            if key in values:
-                raise TypeError(f"{where} got multiple values for argument {key!r}")
-        values.update(kwargs)
+        if kwargs:
+            if not known.issuperset(kwargs) or not values.keys().isdisjoint(kwargs):
+                refuse(values, kwargs)
+            values.update(kwargs)
         if len(values) < len(names):
             for name, default, factory in optional:
                 if name not in values:
@@ -137,8 +144,12 @@ def _initialiser(cls: type, fields: tuple[dataclasses.Field, ...]) -> Callable[.
     return init
 
 
-def _values(obj: Any, names: tuple[str, ...]) -> tuple[Any, ...]:
-    return tuple(getattr(obj, n) for n in names)
+def _getter(names: tuple[str, ...]) -> staticmethod:
+    """The tuple of the ``names`` attributes of an object (what dataclasses compare and hash)."""
+    if len(names) > 1:
+        return staticmethod(operator.attrgetter(*names))  # a class attribute, never bound
+    one = operator.attrgetter(*names) if names else None
+    return staticmethod(lambda obj: (one(obj),) if one else ())
 
 
 def _repr(self: Any) -> str:
@@ -149,11 +160,11 @@ def _repr(self: Any) -> str:
 def _eq(self: Any, other: object) -> bool:
     if other.__class__ is not self.__class__:
         return NotImplemented
-    return _values(self, self._record_compared) == _values(other, self._record_compared)
+    return self._record_compared(self) == self._record_compared(other)
 
 
 def _hash(self: Any) -> int:
-    return hash(_values(self, self._record_hashed))
+    return hash(self._record_hashed(self))
 
 
 def _frozen(self: Any, name: str) -> bool:
