@@ -115,11 +115,14 @@ def distributions(path: Iterable[Any] | None = None) -> Iterator[Distribution]:
 
 def installed_version(name: str) -> str | None:
     """The version of the first distribution on ``sys.path`` named ``name`` (compared in PEP
-    503 normal form); None when none is installed."""
+    503 normal form) whose metadata can be read; None when none is installed."""
     wanted = canonical_name(name)
     for dist in distributions():
-        if canonical_name(dist.name or "") == wanted:
-            return dist.version
+        try:
+            if canonical_name(dist.name or "") == wanted:
+                return dist.version
+        except ValueError:  # another distribution's unreadable METADATA is not this one
+            continue
     return None
 
 

@@ -145,3 +145,13 @@ def test_the_first_opgraph_ops_imports_no_metadata_library():
         "assert not loaded, loaded\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_installed_version_passes_over_unreadable_metadata(tmp_path, monkeypatch):
+    for name, metadata in (("garbled", b"Name: garbled\xff\n"), ("wanted", b"Name: Wanted_Ops\n")):
+        info = tmp_path / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_bytes(metadata + b"Version: 1.0\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    assert entrypoints.installed_version("wanted-ops") == "1.0"
+    assert entrypoints.installed_version("absent") is None
