@@ -17,10 +17,11 @@ import itertools
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from opgraph.records import datarecord
 
 Shape = tuple[int, ...]
 
@@ -77,7 +78,7 @@ def dtype(value: Any) -> np.dtype:
 
 
 # --- typed attributes ---
-@dataclass(frozen=True)
+@datarecord
 class Invalid:
     """A candidate value an op should reject, and why. The harness keeps it where the type's
     own check rejects it (the caller gets an `OpArgumentError`) or the op's shape rule does (a
@@ -113,7 +114,7 @@ def _rank(shapes: Sequence[Shape], input: int) -> int | None:
     return len(shapes[input]) if input < len(shapes) else None
 
 
-@dataclass(frozen=True)
+@datarecord
 class Axis(AttrType):
     """One axis of input ``input`` (negative counts from the end); ``new`` extra positions for
     ops that insert axes (``stack``: 1); ``none``: None is allowed too (all axes)."""
@@ -147,7 +148,7 @@ class Axis(AttrType):
         ]
 
 
-@dataclass(frozen=True)
+@datarecord
 class Axes(AttrType):
     """None (all axes, when ``none``), an int or a tuple of distinct axes of input ``input``.
 
@@ -182,7 +183,7 @@ class Axes(AttrType):
         return [*found, Invalid("0", "a string, not an axis")]
 
 
-@dataclass(frozen=True)
+@datarecord
 class Permutation(AttrType):
     """A permutation of the axes of input ``input`` (None: reversed, when ``none``); like
     `Axes`, the check takes types, the shape rule length, range and repeats."""
@@ -224,7 +225,7 @@ class Permutation(AttrType):
         return found
 
 
-@dataclass(frozen=True)
+@datarecord
 class TargetShape(AttrType):
     """A shape derived from input ``input``'s (an int or a sequence of ints): it offers the
     input's shape with axes prepended and size-1 axes stretched, and changed sizes and dropped
@@ -260,7 +261,7 @@ class TargetShape(AttrType):
         return found
 
 
-@dataclass(frozen=True)
+@datarecord
 class BroadcastTarget(TargetShape):
     """A shape input ``input`` broadcasts to: its size-1 axes stretched, axes prepended."""
 
@@ -282,7 +283,7 @@ shape = TargetShape()
 from the input's shape."""
 
 
-@dataclass(frozen=True)
+@datarecord
 class IndexArray(AttrType):
     """Integer positions along axis ``axis`` of input ``input``, negatives and repeats allowed
     (a gradient must accumulate repeated positions)."""
@@ -317,7 +318,7 @@ class IndexArray(AttrType):
         ]
 
 
-@dataclass(frozen=True)
+@datarecord
 class IntRange(AttrType):
     """An int in [low, high] (None: unbounded on that side)."""
 
@@ -344,7 +345,7 @@ class IntRange(AttrType):
         return found
 
 
-@dataclass(frozen=True)
+@datarecord
 class FloatRange(AttrType):
     """A real number in [low, high] (a bound in ``open`` is excluded: "low", "high")."""
 
@@ -383,7 +384,7 @@ class FloatRange(AttrType):
         return found
 
 
-@dataclass(frozen=True)
+@datarecord
 class Choice(AttrType):
     """One of ``options`` (compared with ==)."""
 

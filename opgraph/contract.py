@@ -1,4 +1,4 @@
-"""The op contract: what an op package declares for each op, as frozen dataclasses.
+"""The op contract: what an op package declares for each op, as frozen dataclasses (records).
 
 An op is *data*: an `OpSpec` names the op, its inputs and attributes, and gives three functions:
 
@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import field, fields
 from typing import Any, Literal
 
 import numpy as np
+
+from opgraph.records import datarecord
 
 Shape = tuple[int, ...]
 Kind = Literal["elementwise", "broadcast", "reduction", "shape", "custom"]
@@ -41,7 +43,7 @@ REQUIRED: Any = _Required()
 """Default of an `Attr` that the caller must always pass."""
 
 
-@dataclass(frozen=True)
+@datarecord
 class Provenance:
     """Which plugin provided an op: shown in listings, reports and every error message."""
 
@@ -58,7 +60,7 @@ class Provenance:
         return f"plugin {self.plugin!r} (not installed)"
 
 
-@dataclass(frozen=True)
+@datarecord
 class Attr:
     """A named, validated attribute of an op (``axis``, ``shape``, ``slope`` ...).
 
@@ -81,7 +83,7 @@ class Attr:
         return self.default is REQUIRED
 
 
-@dataclass(frozen=True)
+@datarecord
 class Domain:
     """Where an input's values may be sampled: inside [low, high], at least ``margin`` away from
     every point of ``avoid`` (kinks such as relu's 0, poles such as 1/x's 0)."""
@@ -92,7 +94,7 @@ class Domain:
     margin: float = 0.05
 
 
-@dataclass(frozen=True)
+@datarecord
 class Tolerance:
     """Gradient-check tolerance for one dtype; overriding the default needs a reason."""
 
@@ -101,7 +103,7 @@ class Tolerance:
     reason: str = ""
 
 
-@dataclass(frozen=True)
+@datarecord
 class Sample:
     """One concrete call of an op: input arrays plus attributes, with a short description."""
 
@@ -110,7 +112,7 @@ class Sample:
     note: str = ""
 
 
-@dataclass(frozen=True)
+@datarecord
 class ErrorInput:
     """A call the op must reject with ``error`` (and a message matching ``match``, a regex)."""
 
@@ -121,7 +123,7 @@ class ErrorInput:
     note: str = ""
 
 
-@dataclass(frozen=True)
+@datarecord
 class OpSpec:
     """The declaration of one op. See the module docstring for the three functions.
 

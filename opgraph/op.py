@@ -6,7 +6,6 @@ registry builds the op, so a call costs argument binding, one forward and one `N
 
 from __future__ import annotations
 
-import difflib
 import os
 from typing import Any
 
@@ -178,6 +177,8 @@ class Op:
         bound = dict(zip(self._params, args, strict=False))
         for key, value in kwargs.items():
             if key not in self._params:
+                import difflib
+
                 close = difflib.get_close_matches(key, self._params, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise OpArgumentError(

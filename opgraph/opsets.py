@@ -10,7 +10,7 @@
   (`use_opset`, per thread and asyncio task).
 
 The plugin layer is imported on first need, not at ``import opgraph``: it costs milliseconds
-(``importlib.metadata``, ``pluggy``) that a script which never calls an op should not pay.
+(reading installed metadata, ``pluggy``) that a script which never calls an op should not pay.
 """
 
 from __future__ import annotations
@@ -155,8 +155,7 @@ def _check_plugin_names(config: Config) -> None:
 
 
 def _check_requires(config: Config, records: list[PluginRecord]) -> None:
-    from importlib.metadata import PackageNotFoundError, version
-
+    from opgraph.entrypoints import installed_version
     from opgraph.plugins import applies, canonical_name, satisfied
 
     for required in config.requires:
@@ -164,12 +163,11 @@ def _check_requires(config: Config, records: list[PluginRecord]) -> None:
         if not applies(req):
             continue
         install = f"install it with: pip install '{req}'"
-        try:
-            installed = version(req.name)
-        except PackageNotFoundError:
+        installed = installed_version(req.name)
+        if installed is None:
             raise PluginError(
                 f"{required.where}: plugins.require: {req.name} is not installed; {install}"
-            ) from None
+            )
         if not satisfied(req, installed):
             raise PluginError(
                 f"{required.where}: plugins.require: {req} is required but {req.name} "

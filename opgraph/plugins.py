@@ -9,7 +9,6 @@ imported at most once, even when several threads ask at the same time.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import itertools
 import os
@@ -17,15 +16,15 @@ import re
 import sys
 import threading
 import time
-import traceback
 import warnings
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
-from importlib.metadata import Distribution, EntryPoint, distributions
+from dataclasses import field
 from typing import TYPE_CHECKING, Literal
 
 from opgraph.contract import OpSpec, Provenance
+from opgraph.entrypoints import EntryPoint, canonical_name, distributions
 from opgraph.errors import ConfigError, OpgraphWarning, PluginWarning
+from opgraph.records import datarecord
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -44,7 +43,7 @@ MAX_DECLARATIONS = 100_000
 TRUE_WORDS = ("1", "true", "yes", "on")
 
 
-@dataclass
+@datarecord(frozen=False)
 class PluginRecord:
     """What happened to one plugin: its provenance, status, ops, and why it failed."""
 
@@ -80,15 +79,7 @@ def env_seconds(name: str, environ: Mapping[str, str] = os.environ) -> float | N
     return seconds
 
 
-_SEPARATORS = re.compile(r"[-_.]+")
 _LEADING_NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*")
-
-
-def canonical_name(name: str) -> str:
-    """A plugin or distribution name in PEP 503 normal form (``My_Ops`` is ``my-ops``), as
-    ``packaging.utils.canonicalize_name`` gives it; written out because importing that module
-    imports ``packaging.tags`` too, milliseconds that every first ``opgraph.ops`` would pay."""
-    return _SEPARATORS.sub("-", name).lower()
 
 
 def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
@@ -122,31 +113,24 @@ def _group_entry_points() -> Iterator[EntryPoint]:
     for dist in distributions():
         try:
             found = [ep for ep in dist.entry_points if ep.group == GROUP]
-            name = canonical_name(_name_and_version(dist)[0] or "") if found else ""
+            name = canonical_name(dist.name or "") if found else ""
         except Exception as exc:
-            where = getattr(dist, "_path", "an installed distribution")
-            warn_once(f"cannot read the metadata of {where}: {_short_reason(exc)}; skipped")
+            warn_once(f"cannot read the metadata of {dist.path}: {_short_reason(exc)}; skipped")
             continue
         if found and name not in seen:  # the first on sys.path wins, as in importlib.metadata
             seen.add(name)
             yield from found
 
 
-@functools.cache
-def _name_and_version(dist: Distribution) -> tuple[str | None, str | None]:
-    """A distribution's name and version from one parse of its METADATA (``dist.name`` and
-    ``dist.version`` read and parse the file again on every access)."""
-    metadata = dist.metadata
-    return metadata["Name"], metadata["Version"]
-
-
 def distribution_of(ep: EntryPoint) -> str | None:
-    return _name_and_version(ep.dist)[0] if ep.dist is not None else None
+    return ep.dist.name
 
 
 def provenance_of(ep: EntryPoint) -> Provenance:
-    name, version = _name_and_version(ep.dist) if ep.dist is not None else (None, None)
-    return Provenance(plugin=ep.name, distribution=name, version=version, entry_point=ep.value)
+    dist = ep.dist
+    return Provenance(
+        plugin=ep.name, distribution=dist.name, version=dist.version, entry_point=ep.value
+    )
 
 
 def is_essential(ep: EntryPoint) -> bool:
@@ -169,7 +153,7 @@ def installed_names() -> frozenset[str]:
     return frozenset(name for ep in discover() for name in names_of(ep))
 
 
-@dataclass(frozen=True)
+@datarecord
 class Rule:
     """An allowlist (``allow=True``) or a denylist of plugin or distribution names."""
 
@@ -182,7 +166,7 @@ class Rule:
         return bool(names_of(ep) & {canonical_name(n) for n in self.names})
 
 
-@dataclass(frozen=True)
+@datarecord
 class Selection:
     """Which plugins may be imported, and whether a broken plugin is an error (strict)."""
 
@@ -259,7 +243,7 @@ def incompatibility(ep: EntryPoint) -> str | None:
     """The plugin distribution's own ``Requires-Dist: opgraph ...`` that this opgraph fails."""
     from opgraph import __version__
 
-    for line in (ep.dist.requires or ()) if ep.dist is not None else ():
+    for line in ep.dist.requires:
         named = _LEADING_NAME.match(line)  # PEP 508: the name comes first
         if named is None or canonical_name(named[1]) != ESSENTIAL_DISTRIBUTION:
             continue  # another distribution: no need to parse it
@@ -291,7 +275,6 @@ def reset() -> None:
     with _lock:
         discover.cache_clear()
         installed_names.cache_clear()
-        _name_and_version.cache_clear()
         _loaded.clear()
         _skipped.clear()
         _warned.clear()
@@ -306,6 +289,8 @@ def load_all(selection: Selection) -> list[PluginRecord]:
     for rule in selection.rules:
         for name in sorted(rule.names):
             if canonical_name(name) not in known:
+                import difflib
+
                 close = difflib.get_close_matches(canonical_name(name), sorted(known), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 warn_once(f"{rule.source} names {name!r}, which is no installed plugin{hint}")
@@ -357,6 +342,8 @@ def load_within(ep: EntryPoint, seconds: float) -> PluginRecord:
 def _where(thread: threading.Thread) -> str:
     """Where a running thread is, as ``file:line in function: source``: the innermost frame
     of the plugin's own code (not importlib's or opgraph's), else the innermost one."""
+    import traceback
+
     frame = sys._current_frames().get(thread.ident or -1)
     if frame is None:
         return "an unknown place (the thread is gone)"
@@ -368,6 +355,8 @@ def _where(thread: threading.Thread) -> str:
 
 
 def _short_reason(exc: BaseException) -> str:
+    import traceback
+
     return "".join(traceback.format_exception_only(type(exc), exc)).strip().splitlines()[-1]
 
 
@@ -382,6 +371,8 @@ def failure_reason(exc: BaseException, prov: Provenance) -> str:
 
 def _explain_invalid(exc: Exception) -> str:
     """pluggy's validation message on one line, with the likely hook name for a typo."""
+    import difflib
+
     from opgraph import hookspecs
 
     message = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())

@@ -8,11 +8,10 @@ declarations, dropped ops, conflicts) is returned as data for the op-set layer
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import keyword
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,7 @@ from opgraph.contract import KINDS, NAME_RE, Attr, Domain, OpSpec, Provenance, T
 from opgraph.errors import OpConflictError, OpDeclarationError, PluginError
 from opgraph.op import Op, make_op
 from opgraph.plugins import PluginRecord, canonical_name
+from opgraph.records import datarecord
 
 ESSENTIAL = (
     "add",
@@ -91,6 +91,8 @@ class OpSet:
             raise OpConflictError(self._contested[name])
         if name in self._unavailable:
             raise AttributeError(f"no op {name!r} in {self._label}: {self._unavailable[name]}")
+        import difflib
+
         close = difflib.get_close_matches(name, list(self._names()), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise AttributeError(f"no op {name!r} in {self._label}{hint}")
@@ -189,6 +191,8 @@ def did_you_mean(value: object, known: Iterable[str]) -> str:
     """``; did you mean 'x'?`` for a misspelt name, or nothing."""
     if not isinstance(value, str):
         return ""
+    import difflib
+
     close = difflib.get_close_matches(value, list(known), n=1)
     return f"; did you mean {close[0]!r}?" if close else ""
 
@@ -325,7 +329,7 @@ def collect(records: Iterable[PluginRecord]) -> dict[str, list[Op]]:
     return providers
 
 
-@dataclass(frozen=True)
+@datarecord
 class OpChoice:
     """Which ops an op set shows, under which names, and which provider wins a conflict."""
 
@@ -440,14 +444,16 @@ def _resolve(
     return chosen, dropped, conflicts
 
 
-def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice = OpChoice()) -> OpSet:
+def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice | None = None) -> OpSet:
     """The op set ``choice`` selects from ``providers``, closed under backward: every op's
     dependencies (its ``requires`` + `ESSENTIAL`) are pulled in as hidden members of its
     ``ctx.ops`` even when the set does not show them.
 
     What cannot be had is confined to itself: an op whose dependency no plugin provides is
     dropped (`OpSet.dropped`), and an op several plugins provide with no choice made is
-    contested (`OpSet.conflicts`); using either raises the reason, everything else works."""
+    contested (`OpSet.conflicts`); using either raises the reason, everything else works.
+    Without ``choice``: every op, under its own name."""
+    choice = OpChoice() if choice is None else choice
     shown = [n for n in sorted(providers) if choice.shows(n)]
     wanted = [*ESSENTIAL, *shown, *choice.aliases.values()]
     chosen, dropped, conflicts = _resolve(providers, wanted, choice)

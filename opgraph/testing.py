@@ -212,39 +212,71 @@ def conformance_suite(
 
 
 # --- the opt-in plugin (-p opgraph.testing) ---
+OPTIONS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("--opgraph-config", "config", {"metavar": "FILE", "help": "op-set config to check"}),
+    ("--opgraph-op", "ops", {"action": "append", "metavar": "NAME", "help": "only this op"}),
+    (
+        "--opgraph-plugin",
+        "plugins",
+        {"action": "append", "metavar": "NAME", "help": "only this plugin's ops"},
+    ),
+    ("--opgraph-seed", "seed", {"type": int, "metavar": "N", "help": "sample seed"}),
+    (
+        "--opgraph-module",
+        "modules",
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "PATH_OR_NAME",
+            "help": "also check this plugin module that is not installed",
+        },
+    ),
+    (
+        "--opgraph-per-op",
+        "per_op",
+        {
+            "action": "store_true",
+            "help": "one test per op (every check) instead of one per op and check",
+        },
+    ),
+    (
+        "--opgraph-cases",
+        "cases",
+        {
+            "action": "append",
+            "default": [],
+            "metavar": "DIR",
+            "help": "also run the case files in DIR as samples of their ops",
+        },
+    ),
+    (
+        "--opgraph-explore",
+        "explore",
+        {
+            "type": int,
+            "metavar": "N",
+            "help": "also search each op with Hypothesis, N calls per round "
+            "(opgraph check --explore)",
+        },
+    ),
+)
+"""The plugin's options: (flag, the `ConformanceSuite` keyword it sets, ``addoption``
+arguments). A new option is one entry here and one keyword of the suite."""
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("opgraph", "opgraph conformance checks")
-    group.addoption("--opgraph-config", metavar="FILE", help="op-set config to check")
-    group.addoption("--opgraph-op", action="append", metavar="NAME", help="only this op")
-    group.addoption(
-        "--opgraph-plugin", action="append", metavar="NAME", help="only this plugin's ops"
-    )
-    group.addoption("--opgraph-seed", type=int, metavar="N", help="sample seed")
-    group.addoption(
-        "--opgraph-module",
-        action="append",
-        default=[],
-        metavar="PATH_OR_NAME",
-        help="also check this plugin module that is not installed",
-    )
-    group.addoption(
-        "--opgraph-per-op",
-        action="store_true",
-        help="one test per op (every check) instead of one per op and check",
-    )
-    group.addoption(
-        "--opgraph-cases",
-        action="append",
-        default=[],
-        metavar="DIR",
-        help="also run the case files in DIR as samples of their ops",
-    )
-    group.addoption(
-        "--opgraph-explore",
-        type=int,
-        metavar="N",
-        help="also search each op with Hypothesis, N calls per round (opgraph check --explore)",
-    )
+    for flag, _, kwargs in OPTIONS:
+        group.addoption(flag, **kwargs)
+
+
+def suite_from_options(config: pytest.Config) -> ConformanceSuite:
+    """The suite the command line's ``--opgraph-*`` options select; a bad selection is a
+    usage error (exit code 4), as for any bad pytest option."""
+    try:
+        return ConformanceSuite(**{key: config.getoption(flag) for flag, key, _ in OPTIONS})
+    except ConfigError as exc:
+        raise pytest.UsageError(f"opgraph.testing: {exc}") from None
 
 
 class ConformanceItem(pytest.Item):
@@ -282,19 +314,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """Add the conformance items before selection (``-k``) and reporting see the list."""
-    try:
-        suite = ConformanceSuite(
-            config.getoption("opgraph_config"),
-            config.getoption("opgraph_op"),
-            config.getoption("opgraph_plugin"),
-            config.getoption("opgraph_seed"),
-            config.getoption("opgraph_module"),
-            per_op=config.getoption("opgraph_per_op"),
-            cases=config.getoption("opgraph_cases"),
-            explore=config.getoption("opgraph_explore"),
-        )
-    except ConfigError as exc:
-        raise pytest.UsageError(f"opgraph.testing: {exc}") from None
+    suite = suite_from_options(config)
     if suite.per_op:
         items.extend(
             ConformanceItem.from_parent(session, name=f"conformance[{p[0]}]", suite=suite, param=p)

@@ -7,7 +7,6 @@ Generic: it knows no opgraph schema (that is `opgraph.config.SCHEMA`).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -220,6 +219,8 @@ class Record(_Mapping):
             path = f"{key}.{name}".lstrip(".")
             r.marks[path] = r.where(key_node)
             if name not in self.fields:
+                import difflib
+
                 close = difflib.get_close_matches(name, list(self.fields), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 r.error(key_node, path, f"unknown key{hint} (valid: {', '.join(self.fields)})")

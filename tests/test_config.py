@@ -3,7 +3,7 @@ conformance settings; the repository's configs; every key and hookspec documente
 
 from __future__ import annotations
 
-import json
+import marshal
 import re
 import textwrap
 from pathlib import Path
@@ -399,26 +399,27 @@ def test_the_packaged_default_config_is_the_repository_default():
 
 
 REGENERATE = (
-    'python -c "import json; from opgraph import config; config.PRECOMPILED.write_text('
-    "json.dumps(config.precompile(config.PACKAGED.read_text(encoding='utf-8')), indent=1) "
-    '+ chr(10))"'
+    'python -c "from opgraph import config; '
+    "config.PRECOMPILED.write_bytes(config.precompile(config.PACKAGED.read_text(encoding='utf-8')))\""
 )
 
 
 def test_the_precompiled_packaged_config_matches_default_yaml():
-    shipped = json.loads(config.PRECOMPILED.read_text(encoding="utf-8"))
-    wanted = config.precompile(config.PACKAGED.read_text(encoding="utf-8"))
-    assert shipped == wanted, f"opgraph/configs/default.json is stale; regenerate it: {REGENERATE}"
+    shipped = marshal.loads(config.PRECOMPILED.read_bytes())
+    wanted = marshal.loads(config.precompile(config.PACKAGED.read_text(encoding="utf-8")))
+    assert shipped == wanted, f"{config.PRECOMPILED} is stale; regenerate it: {REGENERATE}"
 
 
-def test_a_stale_precompiled_config_is_ignored(monkeypatch, tmp_path):
+def test_a_stale_or_unreadable_precompiled_config_is_ignored(monkeypatch, tmp_path):
     fresh = config.packaged_config()
-    stale = config.precompile("plugins:\n  strict: true\n")
-    monkeypatch.setattr(config, "PRECOMPILED", tmp_path / "default.json")
-    config.PRECOMPILED.write_text(json.dumps(stale))
+    monkeypatch.setattr(config, "PRECOMPILED", tmp_path / "default.marshal")
+    config.PRECOMPILED.write_bytes(config.precompile("plugins:\n  strict: true\n"))
     parsed = config.packaged_config()  # not made from this default.yaml: parsed instead
     assert not parsed.strict and vars(parsed) == vars(fresh)
-    config.PRECOMPILED.write_text("{not json")
+    for garbage in (b"{not marshal", b"", marshal.dumps(["a list"])):
+        config.PRECOMPILED.write_bytes(garbage)
+        assert vars(config.packaged_config()) == vars(fresh)
+    config.PRECOMPILED.unlink()
     assert vars(config.packaged_config()) == vars(fresh)
 
 

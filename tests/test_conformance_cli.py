@@ -146,18 +146,67 @@ def test_per_op_mode_makes_one_test_of_every_check(fake_site, tmp_path):
     assert listed.stdout.splitlines()[0] == "::conformance[sin]"
 
 
-def test_under_xdist_loadscope_each_op_runs_on_one_worker(tmp_path):
+LOGGED_SAMPLES = """
+import os
+
+import numpy as np
+from opgraph import OpSpec, Sample, hookimpl
+
+
+def _logged(name):
+    def samples(rng, dtype):
+        with open(os.environ["OPGRAPH_SAMPLE_LOG"], "a") as log:
+            log.write(f"{name} {os.getpid()}\\n")
+        yield Sample((rng.standard_normal(3).astype(dtype),))
+
+    return samples
+
+
+@hookimpl
+def opgraph_ops():
+    return [
+        OpSpec(f"logged{i}", lambda x: -x, lambda s: s, lambda ctx, gy: -gy, kind="custom",
+               sample_inputs=_logged(f"logged{i}"))
+        for i in range(6)
+    ]
+"""
+
+
+def _sample_log(path):
+    """(op, process id) per sample generation the plugin above logged."""
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [tuple(line.split()) for line in lines]
+
+
+def test_under_xdist_loadscope_each_op_runs_once_on_one_worker(fake_site, tmp_path, monkeypatch):
     pytest.importorskip("xdist")
-    ops = ("sin", "cos", "add", "mul", "tanh", "exp")
-    args = ["-p", "opgraph.testing", *(f"--opgraph-op={op}" for op in ops)]
-    ran = _pytest([*args, "-n", "2", "--dist", "loadscope", "-v"], tmp_path)
+    from opgraph.testing import ConformanceSuite
+
+    fake_site.add_plugin("logged-ops", LOGGED_SAMPLES)
+    log = tmp_path / "samples.log"
+    monkeypatch.setenv("OPGRAPH_SAMPLE_LOG", str(log))
+    suite = ConformanceSuite(plugins=("logged_ops",))
+    for op in suite.ops:
+        suite.results(op, None)  # every check of the op, in this process
+    serial = sorted(op for op, _ in _sample_log(log))  # what one process generates
+    log.unlink()
+    env = {**fake_site.env, "OPGRAPH_SAMPLE_LOG": str(log)}
+    args = ["-p", "opgraph.testing", "--opgraph-plugin", "logged_ops", "-n", "2"]
+    listed = _pytest([*args, "--collect-only", "-q"], tmp_path, env=env)
+    assert "conformance[logged0]::grad_value" in listed.stdout
+    assert _sample_log(log) == []  # the workers collect without generating a sample
+    ran = _pytest([*args, "--dist", "loadscope", "-v"], tmp_path, env=env)
     assert ran.returncode == 0, ran.stdout
     workers: dict[str, set[str]] = {}
     for worker, op in re.findall(r"\[(gw\d)\].* ::conformance\[(\w+)\]::", ran.stdout):
         workers.setdefault(op, set()).add(worker)
-    assert sorted(workers) == sorted(ops)
+    assert sorted(workers) == [f"logged{i}" for i in range(6)]
     assert all(len(w) == 1 for w in workers.values()), workers
     assert len(set().union(*workers.values())) == 2  # and the ops are shared out
+    generated = _sample_log(log)
+    assert sorted(op for op, _ in generated) == serial  # each op's samples made once in all
+    pids = {op: {pid for o, pid in generated if o == op} for op, _ in generated}
+    assert all(len(p) == 1 for p in pids.values()), pids
 
 
 def test_conformance_suite_one_liner_reports_a_faulty_plugin(fake_site, tmp_path):
