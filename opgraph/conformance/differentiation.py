@@ -134,7 +134,8 @@ class _Gradients:
             f"d output{out_at} / d input {k}{in_at}: analytic {worst.analytic:.6g}, numerical "
             f"{worst.numerical:.6g}"
         )
-        return self.failure(f"gradient of input {k} is wrong: {text}", details, found)
+        verb = "is wrong" if found is None or found.kind == "wrong" else "misses the tolerance"
+        return self.failure(f"gradient of input {k} {verb}: {text}", details, found)
 
     def output_at(self, row: int) -> tuple[int, list[int]]:
         """The output and its index at Jacobian row ``row``."""

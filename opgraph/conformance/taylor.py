@@ -14,14 +14,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from opgraph.conformance import numeric
 
-Line = Callable[[float], tuple[float, float]]
-"""``h -> (phi(h), a bound on the rounding error of that value)``."""
+
+class Point(NamedTuple):
+    """One evaluation along a line: ``phi(h)``, a bound on its rounding error, and the
+    elements it is summed from (to tell which of them moved)."""
+
+    value: float
+    rounding: float
+    elements: np.ndarray
+
+
+Line = Callable[[float], Point]
+
 
 H_MAX = 2.0**-5
 """Largest step (along a direction scaled to a largest element of 1): below the default
@@ -52,11 +62,20 @@ SECOND_ORDER = 1.7
 def line(
     f: numeric.Function, xs: numeric.Arrays, k: int, u: np.ndarray, ws: numeric.Arrays
 ) -> Line:
-    """``phi(h) = <ws, f(xs with xs[k] + h u)>`` with the rounding bound of its outputs."""
+    """``phi(h) = <ws, f(xs with xs[k] + h u)>``, summed from the outputs' elements that
+    ``ws`` weighs."""
+    weighed = [np.asarray(w) != 0 for w in ws]
 
-    def phi(h: float) -> tuple[float, float]:
+    def phi(h: float) -> Point:
         outputs = f([x + h * u if j == k else x for j, x in enumerate(xs)])
-        return numeric.project(outputs, ws), numeric.rounding(outputs, ws)
+        elements = [
+            np.asarray(y, dtype=np.float64)[m] for y, m in zip(outputs, weighed, strict=True)
+        ]
+        return Point(
+            numeric.project(outputs, ws),
+            numeric.rounding(outputs, ws),
+            np.concatenate(elements) if elements else np.zeros(0),
+        )
 
     return phi
 
@@ -68,24 +87,36 @@ def steps(direction_size: float) -> np.ndarray:
 
 
 def remainders(phi: Line, slope: float, hs: np.ndarray) -> tuple[np.ndarray, float]:
-    """``r(h)`` at each step (nan where the line left the function's domain), and the rounding
-    floor below which it is noise: `FLOOR_FACTOR` times the larger of the rounding bound of two
-    evaluations and the largest remainder over the `NOISE_STEPS` smallest steps (where any
-    Taylor term of a narrowly wrong gradient is far below float64's resolution, so what is left
-    is the forward's own rounding, which the bound of its outputs alone misses: a sum's error
-    grows with its terms, not with its result)."""
-    base, base_rounding = phi(0.0)
-    rs, bounds = [], []
+    """``r(h)`` at each step, and the rounding floor below which it is noise.
+
+    ``r`` is nan where the line left the function's domain (nan, inf or an exception), and at
+    steps where an element that moved at a larger step does not move at all: below the
+    forward's own resolution (``(x + 1e8) - 1e8``, a float32 computation inside), where
+    ``r = h * |its slope|`` would pass for a first-order error. The floor is `FLOOR_FACTOR`
+    times the larger of the rounding bound of two evaluations and the largest remainder over
+    the `NOISE_STEPS` smallest steps (where any Taylor term of a narrowly wrong gradient is far
+    below float64's resolution, so what is left is the forward's own rounding, which the bound
+    of its outputs misses: a sum's error grows with its terms, not with its result)."""
+    base = phi(0.0)
+    values, bounds = np.full(len(hs), np.nan), np.zeros(len(hs))
+    moved_before = np.zeros(base.elements.shape, dtype=bool)
+    unresolved = np.zeros(len(hs), dtype=bool)
+    for i, h in enumerate(hs):
+        try:
+            point = phi(float(h))
+        except Exception:  # a forward may refuse a point outside its domain: no remainder
+            continue
+        values[i], bounds[i] = point.value, base.rounding + point.rounding
+        moved = point.elements != base.elements
+        unresolved[i] = bool((moved_before & ~moved).any())
+        moved_before |= moved
     with np.errstate(all="ignore"):
-        for h in hs:
-            value, rounding = phi(float(h))
-            rs.append(abs(value - base - h * slope))
-            bounds.append(base_rounding + rounding)
-    r = np.array(rs, dtype=np.float64)
+        r = np.abs(values - base.value - hs * slope)
     r[~np.isfinite(r)] = np.nan
     tail = r[-NOISE_STEPS:]
     noise = float(np.max(tail[np.isfinite(tail)], initial=0.0))
-    return r, FLOOR_FACTOR * max(float(np.max(bounds, initial=0.0)), noise)
+    r[unresolved] = np.nan
+    return r, FLOOR_FACTOR * max(float(np.max(bounds)), noise)
 
 
 @dataclass(frozen=True)
@@ -136,15 +167,15 @@ def fit_order(hs: np.ndarray, rs: np.ndarray, floor: float) -> OrderFit:
 class Verdict:
     """What the remainders say about a slope that central differences rejected.
 
-    ``kind``: ``right`` (the remainder shrinks as h^2, or as h with an error within
-    ``allowed``), ``wrong`` (it shrinks as h: the slope is off by ``error``), ``no_order`` (no
-    clean order) or ``unresolved`` (a clean h^2 that reaches the rounding floor before it could
-    show an error of ``allowed``). ``error`` is the measured error (first order) or a bound on it
-    (second order)."""
+    ``kind``: ``right`` (the slope's error, measured or bounded, is within ``allowed``),
+    ``wrong`` (beyond it, and the remainder shrinks cleanly as h: a first-order error),
+    ``unresolved`` (beyond it, but the remainder shrinks cleanly as h^2 and reaches rounding
+    before a first-order error of ``allowed`` could show) or ``no_order`` (neither). ``error``
+    is `_slope_error`; ``window`` indexes the steps the order was fitted over."""
 
     kind: str
     order: float | None
-    error: float | None
+    error: float
     allowed: float
     steps: tuple[float, ...]
     remainders: tuple[float, ...]
@@ -154,50 +185,46 @@ class Verdict:
     def right(self) -> bool:
         return self.kind == "right"
 
+    def shown(self) -> list[tuple[float, float]]:
+        """The steps and remainders that tell: the fitted window, else the finite ones."""
+        pairs = list(zip(self.steps, self.remainders, strict=True))
+        if self.window is not None:
+            return pairs[slice(*self.window)]
+        return [(h, r) for h, r in pairs if np.isfinite(r)]
+
     def details(self) -> dict[str, Any]:
-        """JSON data: the verdict, the fitted order, and ``r(h)`` over the fitted steps."""
-        lo, hi = self.window or (0, 0)
+        """JSON data: the verdict, the fitted order, the slope's error and ``r(h)``."""
+        shown = self.shown()
         return {
             "verdict": self.kind,
             "order": self.order,
-            "gradient_error": self.error,
+            "gradient_error": self.error if np.isfinite(self.error) else None,
             "allowed": self.allowed,
-            "steps": list(self.steps[lo:hi]),
-            "remainders": list(self.remainders[lo:hi]),
+            "steps": [h for h, _ in shown],
+            "remainders": [r for _, r in shown],
         }
 
     def describe(self) -> str:
         """One sentence: what the remainder did and what it means."""
-        shown = ", ".join(
-            f"r({h:.2g})={r:.2g}"
-            for h, r in list(zip(self.steps, self.remainders, strict=True))[
-                slice(*(self.window or (0, 0)))
-            ][-4:]
-        )
-        order = "none" if self.order is None else f"{self.order:.2f}"
+        pairs = ", ".join(f"r({h:.2g})={r:.2g}" for h, r in self.shown()[-4:])
+        order = "no clean order" if self.order is None else f"order {self.order:.2f}"
+        remainder = f"the Taylor remainder |f(x+hv) - f(x) - h<grad, v>| ({order}: {pairs})"
         if self.kind == "wrong":
             return (
-                f"wrong gradient: the Taylor remainder |f(x+hv) - f(x) - h<grad, v>| shrinks as "
-                f"h^{order} ({shown}): the gradient is off by {self.error:.3g} along v (allowed "
-                f"{self.allowed:.3g})"
+                f"wrong gradient: {remainder} shrinks as h, not h^2: the gradient is off by "
+                f"{self.error:.3g} along v (allowed {self.allowed:.3g})"
             )
         if self.kind == "right":
-            if self.order is None:
-                why = "stays at rounding for every step (the expansion is exact to rounding)"
-            elif self.order < SECOND_ORDER:
-                why = (
-                    f"shrinks as h^{order} with a gradient error of {self.error:.3g}, within "
-                    f"the allowed {self.allowed:.3g}"
-                )
-            else:
-                why = f"shrinks as h^{order} ({shown})"
-            return f"numerical noise: the Taylor remainder {why}: the analytic gradient is right"
+            return (
+                f"numerical noise: {remainder} bounds the gradient's error along v by "
+                f"{self.error:.3g} (allowed {self.allowed:.3g}): the analytic gradient is right"
+            )
         if self.kind == "unresolved":
             return (
-                f"numerical noise: the Taylor remainder shrinks as h^{order} ({shown}) but reaches "
-                f"rounding before it could show a gradient error of {self.allowed:.3g}"
+                f"numerical noise: {remainder} shrinks as h^2 but reaches rounding before it "
+                f"could show a gradient error of {self.allowed:.3g}"
             )
-        return f"numerical noise: no clean order (estimated {order}; {shown or 'r(h) at rounding'})"
+        return f"numerical noise: no clean order ({remainder})"
 
 
 def verdict(phi: Line, slope: float, allowed: float, direction_size: float) -> Verdict:
@@ -221,7 +248,7 @@ def verdict(phi: Line, slope: float, allowed: float, direction_size: float) -> V
         kind = "unresolved"
     else:
         kind = "no_order"
-    return Verdict(kind, fit.order, error, allowed, _floats(hs), _floats(rs), fit.window)
+    return Verdict(kind, order, error, allowed, _floats(hs), _floats(rs), fit.window)
 
 
 def _slope_error(hs: np.ndarray, rs: np.ndarray, floor: float) -> float:
