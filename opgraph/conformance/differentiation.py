@@ -5,6 +5,7 @@ float64 (`opgraph.conformance.numeric`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,10 +62,9 @@ class _Gradients:
         self.x64 = run.inputs64()
         self.evaluated = self.f(self.x64)
         self.eps = numeric.step_for(self.evaluated)
-        self.tol_dtype = _tolerance_dtype(run, self.evaluated)
-        self.tol = run.tolerance(self.tol_dtype)
-        self.verdicts: list[dict[str, Any]] = []
-        self.messages: list[str] = []
+        dtype = _tolerance_dtype(run, self.evaluated)
+        self.tol = run.tolerance(dtype)
+        self.judge = _Judge(run, dtype, self.tol)
 
     def vjp(self, cotangents: list[np.ndarray]) -> list[np.ndarray]:
         """Cotangents (float64) in, raw gradients as float64 arrays (zeros for None) out."""
@@ -135,7 +135,7 @@ class _Gradients:
             f"{worst.numerical:.6g}"
         )
         verb = "is wrong" if found is None or found.kind == "wrong" else "misses the tolerance"
-        return self.failure(f"gradient of input {k} {verb}: {text}", details, found)
+        return self.judge.failure(f"gradient of input {k} {verb}: {text}", details, found)
 
     def output_at(self, row: int) -> tuple[int, list[int]]:
         """The output and its index at Jacobian row ``row``."""
@@ -145,27 +145,6 @@ class _Gradients:
                 return m, [int(i) for i in np.unravel_index(row, self.outputs[m].shape)]
             row -= size
         raise IndexError(f"Jacobian row {row} beyond the outputs")
-
-    def failure(
-        self, message: str, details: dict[str, Any], found: taylor.Verdict | None
-    ) -> Outcome:
-        """A failure of a gradient with the Taylor verdict (if one ran): ``wrong`` confirms
-        it; otherwise central differences cannot tell at this tolerance, which must widen."""
-        if found is None:
-            return Outcome("fail", message, details, self.tol)
-        message += f"; {found.describe()}"
-        if found.kind != "wrong":
-            message += f"; widen the tolerance with a reason: {self.tolerance_fields()}"
-        return Outcome("fail", message, {**details, "taylor": found.details()}, self.tol)
-
-    def tolerance_fields(self) -> str:
-        """Where this sample's tolerance is set."""
-        dtype, name = self.tol_dtype, self.run.op.name
-        return (
-            f"OpSpec(tolerances={{{dtype!r}: Tolerance(rtol, atol, reason=...)}}) in the plugin "
-            f"or conformance.tolerances.{name}.{dtype} in the config (now rtol={self.tol.rtol:g}, "
-            f"atol={self.tol.atol:g})"
-        )
 
     def taylor(
         self, k: int, ws: list[np.ndarray], u: np.ndarray, slope: float, allowed: float
@@ -195,13 +174,22 @@ class _Gradients:
             found = self.taylor(k, ws, u, element.analytic, allowed)
             if not found.right:
                 return self.element_failure(k, element, found)
-            self.noted(found, element.abs_err / element.bound, f"input {k} element {col}")
+            self.judge.noted(found, element.abs_err / element.bound, f"input {k} element {col}")
         return None
 
+
+class _Judge:
+    """The verdicts on one sample's comparisons: the right Taylor verdicts of narrow misses
+    (the sample passes with them in its details, the first in its message), and failures."""
+
+    def __init__(self, run: CaseRun, dtype: str, tol: Tolerance) -> None:
+        self.run, self.dtype, self.tol = run, dtype, tol
+        self.verdicts: list[dict[str, Any]] = []
+        self.message = ""
+
     def noted(self, found: taylor.Verdict, ratio: float, where: str) -> None:
-        """Keep a right verdict: the sample passes with it in its details."""
         self.verdicts.append({**found.details(), "where": where, "tolerance_ratio": ratio})
-        self.messages.append(
+        self.message = self.message or (
             f"central differences missed the tolerance by {ratio:.3g}x ({where}); "
             f"{found.describe()}"
         )
@@ -209,7 +197,25 @@ class _Gradients:
     def passed(self) -> Outcome:
         if not self.verdicts:
             return Outcome("pass", tolerance=self.tol)
-        return Outcome("pass", self.messages[0], {"taylor": self.verdicts}, self.tol)
+        return Outcome("pass", self.message, {"taylor": self.verdicts}, self.tol)
+
+    def failure(
+        self, message: str, details: dict[str, Any], found: taylor.Verdict | None
+    ) -> Outcome:
+        """A failed comparison with the Taylor verdict, if one ran: ``wrong`` confirms it;
+        otherwise central differences cannot tell at this tolerance, which must be widened."""
+        tol = self.tol
+        if found is None:
+            return Outcome("fail", message, details, tol)
+        message += f"; {found.describe()}"
+        if found.kind != "wrong":
+            message += (
+                f"; widen the tolerance with a reason: OpSpec(tolerances={{{self.dtype!r}: "
+                f"Tolerance(rtol, atol, reason=...)}}) in the plugin or "
+                f"conformance.tolerances.{self.run.op.name}.{self.dtype} in the config (now "
+                f"rtol={tol.rtol:g}, atol={tol.atol:g})"
+            )
+        return Outcome("fail", message, {**details, "taylor": found.details()}, tol)
 
 
 NARROW = 100.0
@@ -239,7 +245,7 @@ def check_grad_value(run: CaseRun) -> Outcome:
     inputs = run.differentiable_inputs()
     if run.settings.full_jacobian:
         mismatches = (grads.full_jacobian_mismatch(k) for k in inputs)
-        return next((m for m in mismatches if m is not None), None) or grads.passed()
+        return next((m for m in mismatches if m is not None), None) or grads.judge.passed()
     rng = run.rng("grad_value")
     for _ in range(PROJECTIONS):
         vs = grads.cotangents(rng)
@@ -255,24 +261,24 @@ def check_grad_value(run: CaseRun) -> Outcome:
             if numeric.close(along_u, numerical, scale, grads.tol, noise):
                 continue
             err = abs(along_u - numerical)
-            bound = grads.tol.atol + grads.tol.rtol * max(scale, abs(numerical)) + noise
+            bound = numeric.bound(numerical, scale, grads.tol, noise)
             found = None
             if _narrow(err, bound):
                 allowed = grads.tol.atol + grads.tol.rtol * scale
                 found = grads.taylor(k, vs, u, along_u, allowed)
                 if found.right:
-                    grads.noted(found, err / bound, f"input {k}, projection v^T J u")
+                    grads.judge.noted(found, err / bound, f"input {k}, projection v^T J u")
                     continue
             explained = grads.explain(k, found) if found is None or found.kind == "wrong" else None
             if explained is not None:
                 return explained
-            return grads.failure(
+            return grads.judge.failure(
                 f"gradient of input {k} disagrees with central differences along a random "
                 f"projection v^T J u: analytic {along_u:.6g}, numerical {numerical:.6g}",
                 {"max_abs_err": err, "max_rel_err": err / abs(numerical) if numerical else None},
                 found,
             )
-    return grads.passed()
+    return grads.judge.passed()
 
 
 def _second_order_ready(run: CaseRun) -> Outcome | None:
@@ -287,41 +293,49 @@ def _second_order_ready(run: CaseRun) -> Outcome | None:
 
 def check_grad_of_grad(run: CaseRun) -> Outcome:
     """One projection along a random direction of every input and every output gradient at
-    once (two evaluations); on a mismatch each alone, to name the wrong one."""
+    once (two evaluations); on a mismatch each alone, to name the wrong one. A narrow miss
+    gets a Taylor verdict, as in ``grad_value``."""
     if (not_ready := _second_order_ready(run)) is not None:
         return not_ready
     rng = run.rng("grad_of_grad")
     second = _SecondOrder(run, run.differentiable_inputs(), rng)
-    tol = run.tolerance(_tolerance_dtype(run, second.outputs))
+    dtype = _tolerance_dtype(run, second.outputs)
+    judge = _Judge(run, dtype, run.tolerance(dtype))
     hessian = second.analytic()
     directions = {p: rng.standard_normal(second.point[p].shape) for p in second.params}
-    if second.matches(hessian, directions, tol):
-        return Outcome("pass", tolerance=tol)
+    joint = second.compare(hessian, directions, judge, "all inputs and output gradients")
+    if joint is None:
+        return judge.passed()
     for p in second.params:
-        if not second.matches(hessian, {p: directions[p]}, tol):
-            return _second_order_failure(second.name(p), second.last, hessian[p] is None, tol)
-    return _second_order_failure(
-        "the inputs and output gradients (jointly)", second.last, False, tol
-    )
+        if (
+            alone := second.compare(hessian, {p: directions[p]}, judge, second.name(p))
+        ) is not None:
+            return _second_order_failure(second.name(p), alone, hessian[p] is None, judge)
+    return _second_order_failure("the inputs and output gradients (jointly)", joint, False, judge)
 
 
-def _second_order_failure(
-    which: str, values: tuple[float, float], unreached: bool, tol: Tolerance
-) -> Outcome:
-    analytic, numerical = values
+@dataclass(frozen=True)
+class _Miss:
+    """A second-order comparison that failed: both values and the Taylor verdict (if any)."""
+
+    analytic: float
+    numerical: float
+    found: taylor.Verdict | None
+
+
+def _second_order_failure(which: str, miss: _Miss, unreached: bool, judge: _Judge) -> Outcome:
     hint = (
         " (no second-order gradient reached it: build the backward from opgraph ops on the "
         "Variables it gets, never from .data, or declare backward_differentiable=False)"
         if unreached
         else ""
     )
-    return Outcome(
-        "fail",
+    return judge.failure(
         f"second-order gradient of {which} through create_graph=True disagrees with central "
-        f"differences of the first-order gradient: analytic {analytic:.6g}, numerical "
-        f"{numerical:.6g}{hint}",
-        {"max_abs_err": abs(analytic - numerical)},
-        tol,
+        f"differences of the first-order gradient: analytic {miss.analytic:.6g}, numerical "
+        f"{miss.numerical:.6g}{hint}",
+        {"max_abs_err": abs(miss.analytic - miss.numerical)},
+        miss.found,
     )
 
 
@@ -348,7 +362,6 @@ class _SecondOrder:
         self.point = [*x64, *vs]
         self.params = [*inputs, *self.cotangent_of]
         self.ws = {k: rng.standard_normal(x64[k].shape) for k in inputs}
-        self.last = (0.0, 0.0)
 
     def name(self, p: int) -> str:
         return f"input {p}" if p < self.n else f"output gradient {self.cotangent_of[p]}"
@@ -388,10 +401,10 @@ class _SecondOrder:
             p: None if variables[p].grad is None else variables[p].grad.data for p in self.params
         }
 
-    def value(self, point: list[np.ndarray]) -> float:
+    def value(self, point: list[np.ndarray]) -> taylor.Point:
         """``s`` at ``point`` by one forward and one direct backward call: what the engine's
         backward pass computes for a one-op graph, without its bookkeeping (central
-        differences need two of these per direction)."""
+        differences need two of these per direction), with the gradients it sums."""
         arrays, vs = point[: self.n], point[self.n :]
         outputs = self.run.call(self.run.wrap([a.copy() for a in arrays]))
         kept = alive_outputs(self.run.case, outputs)
@@ -404,33 +417,53 @@ class _SecondOrder:
         with no_grad():
             grads = self.run.op.backward(node, *gys)
         grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
-        return float(
-            sum(np.sum(grads[k].data * self.ws[k]) for k in self.inputs if grads[k] is not None)
+        reached = [k for k in self.inputs if grads[k] is not None]
+        arrays = [grads[k].data for k in reached]
+        ws = [self.ws[k] for k in reached]
+        return taylor.Point(
+            numeric.project(arrays, ws),
+            numeric.rounding(arrays, ws),
+            np.concatenate([a.ravel().astype(np.float64) for a in arrays] or [np.zeros(0)]),
         )
 
-    def matches(
+    def moved(self, directions: dict[int, np.ndarray], h: float) -> list[np.ndarray]:
+        return [p + h * directions[i] if i in directions else p for i, p in enumerate(self.point)]
+
+    def compare(
         self,
         hessian: dict[int, np.ndarray | None],
         directions: dict[int, np.ndarray],
-        tol: Tolerance,
-    ) -> bool:
-        """Whether the analytic derivative of ``s`` along ``directions`` matches central
-        differences."""
-        plus = [
-            p + self.eps * directions[i] if i in directions else p for i, p in enumerate(self.point)
-        ]
-        minus = [
-            p - self.eps * directions[i] if i in directions else p for i, p in enumerate(self.point)
-        ]
-        numerical = (self.value(plus) - self.value(minus)) / (2 * self.eps)
+        judge: _Judge,
+        where: str,
+    ) -> _Miss | None:
+        """The analytic derivative of ``s`` along ``directions`` against central differences
+        (a narrow miss against the Taylor test); None when it matches."""
+        plus, minus = (
+            self.value(self.moved(directions, self.eps)),
+            self.value(self.moved(directions, -self.eps)),
+        )
+        numerical = (plus.value - minus.value) / (2 * self.eps)
         terms = [
             np.zeros(1) if hessian[p] is None else hessian[p].astype(np.float64) * u
             for p, u in directions.items()
         ]
         analytic = float(sum(np.sum(t) for t in terms))
         scale = float(sum(np.sum(np.abs(t)) for t in terms))
-        self.last = (analytic, numerical)
-        return numeric.close(analytic, numerical, scale, tol, self._cast_noise(hessian, directions))
+        noise = self._cast_noise(hessian, directions)
+        if numeric.close(analytic, numerical, scale, judge.tol, noise):
+            return None
+        err, bound = abs(analytic - numerical), numeric.bound(numerical, scale, judge.tol, noise)
+        if not _narrow(err, bound):
+            return _Miss(analytic, numerical, None)
+        size = max(float(np.max(np.abs(u), initial=0.0)) for u in directions.values())
+        allowed = judge.tol.atol + judge.tol.rtol * scale
+        found = taylor.verdict(
+            lambda h: self.value(self.moved(directions, h)), analytic, allowed, size
+        )
+        if not found.right:
+            return _Miss(analytic, numerical, found)
+        judge.noted(found, err / bound, where)
+        return None
 
     def _cast_noise(
         self, hessian: dict[int, np.ndarray | None], directions: dict[int, np.ndarray]

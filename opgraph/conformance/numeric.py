@@ -151,6 +151,11 @@ def rounding_noise(outputs: Sequence[np.ndarray], vs: Sequence[np.ndarray], eps:
     return 4.0 * rounding(outputs, vs) / (2 * eps)
 
 
+def bound(numerical: float, scale: float, tol: Tolerance, noise: float = 0.0) -> float:
+    """The largest error `close` accepts."""
+    return tol.atol + tol.rtol * max(scale, abs(numerical)) + noise
+
+
 def close(
     analytic: float, numerical: float, scale: float, tol: Tolerance, noise: float = 0.0
 ) -> bool:
@@ -159,5 +164,4 @@ def close(
     is the rounding error of the numerical side (`rounding_noise`)."""
     if not (np.isfinite(analytic) and np.isfinite(numerical)):
         return False
-    bound = tol.atol + tol.rtol * max(scale, abs(numerical)) + noise
-    return abs(analytic - numerical) <= bound
+    return abs(analytic - numerical) <= bound(numerical, scale, tol, noise)

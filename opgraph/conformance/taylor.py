@@ -36,8 +36,12 @@ Line = Callable[[float], Point]
 H_MAX = 2.0**-5
 """Largest step (along a direction scaled to a largest element of 1): below the default
 `Domain.margin` (0.05), so the line stays on one side of every declared kink or pole."""
+FINE = 2.0**-16
+"""Steps (relative to `H_MAX`'s scale) below which an element that stops moving is below the
+forward's resolution rather than past a kink: far inside any kink's margin, yet above the
+float32 resolution (6e-8) a forward computing in float32 inside shows."""
 HALVINGS = 36
-"""Steps ``H_MAX / 2**i``: down to about 5e-13, where float64 rounding swamps any remainder."""
+"""Steps ``H_MAX / 2**i``: down to about 1e-12, where float64 rounding swamps any remainder."""
 FLOOR_FACTOR = 4.0
 """A remainder counts only above this multiple of the rounding level (see `remainders`)."""
 NOISE_STEPS = 4
@@ -90,9 +94,10 @@ def remainders(phi: Line, slope: float, hs: np.ndarray) -> tuple[np.ndarray, flo
     """``r(h)`` at each step, and the rounding floor below which it is noise.
 
     ``r`` is nan where the line left the function's domain (nan, inf or an exception), and at
-    steps where an element that moved at a larger step does not move at all: below the
-    forward's own resolution (``(x + 1e8) - 1e8``, a float32 computation inside), where
-    ``r = h * |its slope|`` would pass for a first-order error. The floor is `FLOOR_FACTOR`
+    steps where an element that moved at a larger step, at most `FINE`, does not move at all:
+    below the forward's own resolution (``(x + 1e8) - 1e8``, a float32 computation inside),
+    where ``r = h * |its slope|`` would pass for a first-order error. (An element that only
+    moved at larger steps crossed a kink there.) The floor is `FLOOR_FACTOR`
     times the larger of the rounding bound of two evaluations and the largest remainder over
     the `NOISE_STEPS` smallest steps (where any Taylor term of a narrowly wrong gradient is far
     below float64's resolution, so what is left is the forward's own rounding, which the bound
@@ -109,7 +114,8 @@ def remainders(phi: Line, slope: float, hs: np.ndarray) -> tuple[np.ndarray, flo
         values[i], bounds[i] = point.value, base.rounding + point.rounding
         moved = point.elements != base.elements
         unresolved[i] = bool((moved_before & ~moved).any())
-        moved_before |= moved
+        if h <= hs[0] * FINE / H_MAX:
+            moved_before |= moved
     with np.errstate(all="ignore"):
         r = np.abs(values - base.value - hs * slope)
     r[~np.isfinite(r)] = np.nan
