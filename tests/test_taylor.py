@@ -139,8 +139,8 @@ def plugin_ops(tmp_path, fake_site, isolated_imports):
     return path, {op.name: op for op in resolve_target(modules=[str(path)]).ops}
 
 
-def _grad_value(op, **settings):
-    return run([op], ConformanceSettings(checks=("grad_value",), **settings)).results
+def _results(op, check="grad_value", **settings):
+    return run([op], ConformanceSettings(checks=(check,), **settings)).results
 
 
 def _verdicts(result):
@@ -148,10 +148,15 @@ def _verdicts(result):
     return found if isinstance(found, list) else [found] if found else []
 
 
-@pytest.mark.parametrize("full_jacobian", [False, True])
-def test_an_ill_conditioned_correct_gradient_passes_with_the_verdict(plugin_ops, full_jacobian):
+@pytest.mark.parametrize(
+    ("check", "full_jacobian"),
+    [("grad_value", False), ("grad_value", True), ("grad_of_grad", False)],
+)
+def test_an_ill_conditioned_correct_gradient_passes_with_the_verdict(
+    plugin_ops, check, full_jacobian
+):
     _, ops = plugin_ops
-    results = _grad_value(ops["steep_sine"], full_jacobian=full_jacobian)
+    results = _results(ops["steep_sine"], check, full_jacobian=full_jacobian)
     assert results and not [r.message for r in results if r.status != "pass"]
     saved = [r for r in results if _verdicts(r)]
     assert saved, "central differences never missed: the test does not test the backstop"
@@ -166,7 +171,7 @@ def test_a_narrowly_wrong_gradient_fails_as_wrong_with_its_order(plugin_ops, ful
     _, ops = plugin_ops
     failed = [
         r
-        for r in _grad_value(ops["slightly_off_exp"], full_jacobian=full_jacobian)
+        for r in _results(ops["slightly_off_exp"], full_jacobian=full_jacobian)
         if r.status == "fail"
     ]
     assert failed
@@ -179,7 +184,7 @@ def test_a_narrowly_wrong_gradient_fails_as_wrong_with_its_order(plugin_ops, ful
 
 def test_a_forward_with_no_clean_order_fails_naming_the_tolerance_to_widen(plugin_ops):
     _, ops = plugin_ops
-    failed = [r for r in _grad_value(ops["coarse_copy"]) if r.status == "fail"]
+    failed = [r for r in _results(ops["coarse_copy"]) if r.status == "fail"]
     assert failed
     for r in failed:
         assert "numerical noise: no clean order" in r.message

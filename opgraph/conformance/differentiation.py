@@ -146,7 +146,7 @@ class _Gradients:
             row -= size
         raise IndexError(f"Jacobian row {row} beyond the outputs")
 
-    def taylor(
+    def taylor_verdict(
         self, k: int, ws: list[np.ndarray], u: np.ndarray, slope: float, allowed: float
     ) -> taylor.Verdict:
         """The Taylor verdict on ``<J_k^T ws, u> = slope`` (the op's backward)."""
@@ -171,7 +171,7 @@ class _Gradients:
             u = np.zeros(self.x64[k].shape)
             u.reshape(-1)[col] = 1.0
             allowed = self.tol.atol + self.tol.rtol * abs(element.analytic)
-            found = self.taylor(k, ws, u, element.analytic, allowed)
+            found = self.taylor_verdict(k, ws, u, element.analytic, allowed)
             if not found.right:
                 return self.element_failure(k, element, found)
             self.judge.noted(found, element.abs_err / element.bound, f"input {k} element {col}")
@@ -265,7 +265,7 @@ def check_grad_value(run: CaseRun) -> Outcome:
             found = None
             if _narrow(err, bound):
                 allowed = grads.tol.atol + grads.tol.rtol * scale
-                found = grads.taylor(k, vs, u, along_u, allowed)
+                found = grads.taylor_verdict(k, vs, u, along_u, allowed)
                 if found.right:
                     grads.judge.noted(found, err / bound, f"input {k}, projection v^T J u")
                     continue

@@ -37,14 +37,15 @@ H_MAX = 2.0**-5
 """Largest step (along a direction scaled to a largest element of 1): below the default
 `Domain.margin` (0.05), so the line stays on one side of every declared kink or pole."""
 FINE = 2.0**-16
-"""Steps (relative to `H_MAX`'s scale) below which an element that stops moving is below the
+"""Steps (on `H_MAX`'s scale) at or below which an element that then stops moving is below the
 forward's resolution rather than past a kink: far inside any kink's margin, yet above the
-float32 resolution (6e-8) a forward computing in float32 inside shows."""
+float32 resolution (6e-8) of a forward computing in float32 inside."""
 HALVINGS = 36
 """Steps ``H_MAX / 2**i``: down to about 1e-12, where float64 rounding swamps any remainder."""
 FLOOR_FACTOR = 4.0
 """A remainder counts only above this multiple of the rounding level (see `remainders`)."""
 NOISE_STEPS = 4
+"""The smallest steps whose remainders measure the forward's own rounding (see `remainders`)."""
 RESOLVED = 3
 """Smallest steps above rounding whose ``r(h) / h`` estimate the slope's error (a median: one
 of them may sit where curvature and error cancel)."""
@@ -59,8 +60,10 @@ kink), not a Taylor term: it ends a clean run."""
 MAX_SPREAD = 0.25
 """Largest median deviation of the local slopes from the fitted order for a clean order."""
 FIRST_ORDER = (0.7, 1.3)
+"""Clean orders that read as h: with an error beyond the allowance, a wrong slope."""
 SECOND_ORDER = 1.7
-"""Orders from here up (3 where the curvature vanishes along the line) mean a right slope."""
+"""Clean orders from here up read as h^2 (h^3 where the curvature vanishes along the line):
+an error beyond the allowance is then unresolved, not shown to be wrong."""
 
 
 def line(
