@@ -107,7 +107,7 @@ class _Gradients:
         analytic = numeric.analytic_jacobian(vjp_kept, shapes, x.size)
         return analytic, numeric.numerical_jacobian(f_kept, self.x64, k, self.eps)
 
-    def explain(self, k: int, found: taylor.Verdict | None) -> Outcome | None:
+    def explain(self, k: int, found: _Opinion | None) -> Outcome | None:
         """The worst element of input ``k``'s Jacobian as the failure, with the Taylor verdict
         of the projection that failed (None when every element matches or it is too large)."""
         n_out = sum(self.outputs[m].size for m in self.kept)
@@ -116,9 +116,7 @@ class _Gradients:
         worst = numeric.worst_element(*self.jacobian(k), self.tol)
         return None if worst is None or worst.ok else self.element_failure(k, worst, found)
 
-    def element_failure(
-        self, k: int, worst: numeric.Mismatch, found: taylor.Verdict | None
-    ) -> Outcome:
+    def element_failure(self, k: int, worst: numeric.Mismatch, found: _Opinion | None) -> Outcome:
         m, index = self.output_at(worst.where[0])
         out_at = f" {m} {index}" if len(self.kept) > 1 or m else f"{index}"
         in_at = [int(i) for i in np.unravel_index(worst.where[1], self.x64[k].shape)]
@@ -134,7 +132,7 @@ class _Gradients:
             f"d output{out_at} / d input {k}{in_at}: analytic {worst.analytic:.6g}, numerical "
             f"{worst.numerical:.6g}"
         )
-        verb = "is wrong" if found is None or found.kind == "wrong" else "misses the tolerance"
+        verb = "is wrong" if found is None or found.wrong else "misses the tolerance"
         return self.judge.failure(f"gradient of input {k} {verb}: {text}", details, found)
 
     def output_at(self, row: int) -> tuple[int, list[int]]:
@@ -171,11 +169,33 @@ class _Gradients:
             u = np.zeros(self.x64[k].shape)
             u.reshape(-1)[col] = 1.0
             allowed = self.tol.atol + self.tol.rtol * abs(element.analytic)
-            found = self.taylor_verdict(k, ws, u, element.analytic, allowed)
-            if not found.right:
+            found = _Opinion(
+                self.taylor_verdict(k, ws, u, element.analytic, allowed),
+                element.abs_err / element.bound,
+                f"input {k} element {col}",
+            )
+            if not found.verdict.right:
                 return self.element_failure(k, element, found)
-            self.judge.noted(found, element.abs_err / element.bound, f"input {k} element {col}")
+            self.judge.noted(found)
         return None
+
+
+@dataclass(frozen=True)
+class _Opinion:
+    """The Taylor verdict on one narrow miss: where, and how many times its bound the central
+    differences missed by."""
+
+    verdict: taylor.Verdict
+    ratio: float
+    where: str
+
+    @property
+    def wrong(self) -> bool:
+        return self.verdict.kind == "wrong"
+
+    def entry(self) -> dict[str, Any]:
+        """One element of ``details["taylor"]``."""
+        return {**self.verdict.details(), "where": self.where, "tolerance_ratio": self.ratio}
 
 
 class _Judge:
@@ -187,11 +207,11 @@ class _Judge:
         self.verdicts: list[dict[str, Any]] = []
         self.message = ""
 
-    def noted(self, found: taylor.Verdict, ratio: float, where: str) -> None:
-        self.verdicts.append({**found.details(), "where": where, "tolerance_ratio": ratio})
+    def noted(self, found: _Opinion) -> None:
+        self.verdicts.append(found.entry())
         self.message = self.message or (
-            f"central differences missed the tolerance by {ratio:.3g}x ({where}); "
-            f"{found.describe()}"
+            f"central differences missed the tolerance by {found.ratio:.3g}x ({found.where}); "
+            f"{found.verdict.describe()}"
         )
 
     def passed(self) -> Outcome:
@@ -199,23 +219,21 @@ class _Judge:
             return Outcome("pass", tolerance=self.tol)
         return Outcome("pass", self.message, {"taylor": self.verdicts}, self.tol)
 
-    def failure(
-        self, message: str, details: dict[str, Any], found: taylor.Verdict | None
-    ) -> Outcome:
+    def failure(self, message: str, details: dict[str, Any], found: _Opinion | None) -> Outcome:
         """A failed comparison with the Taylor verdict, if one ran: ``wrong`` confirms it;
         otherwise central differences cannot tell at this tolerance, which must be widened."""
         tol = self.tol
         if found is None:
             return Outcome("fail", message, details, tol)
-        message += f"; {found.describe()}"
-        if found.kind != "wrong":
+        message += f"; {found.verdict.describe()}"
+        if not found.wrong:
             message += (
                 f"; widen the tolerance with a reason: OpSpec(tolerances={{{self.dtype!r}: "
                 f"Tolerance(rtol, atol, reason=...)}}) in the plugin or "
                 f"conformance.tolerances.{self.run.op.name}.{self.dtype} in the config (now "
                 f"rtol={tol.rtol:g}, atol={tol.atol:g})"
             )
-        return Outcome("fail", message, {**details, "taylor": found.details()}, tol)
+        return Outcome("fail", message, {**details, "taylor": [*self.verdicts, found.entry()]}, tol)
 
 
 NARROW = 100.0
@@ -265,11 +283,15 @@ def check_grad_value(run: CaseRun) -> Outcome:
             found = None
             if _narrow(err, bound):
                 allowed = grads.tol.atol + grads.tol.rtol * scale
-                found = grads.taylor_verdict(k, vs, u, along_u, allowed)
-                if found.right:
-                    grads.judge.noted(found, err / bound, f"input {k}, projection v^T J u")
+                found = _Opinion(
+                    grads.taylor_verdict(k, vs, u, along_u, allowed),
+                    err / bound,
+                    f"input {k}, projection v^T J u",
+                )
+                if found.verdict.right:
+                    grads.judge.noted(found)
                     continue
-            explained = grads.explain(k, found) if found is None or found.kind == "wrong" else None
+            explained = grads.explain(k, found) if found is None or found.wrong else None
             if explained is not None:
                 return explained
             return grads.judge.failure(
@@ -320,7 +342,7 @@ class _Miss:
 
     analytic: float
     numerical: float
-    found: taylor.Verdict | None
+    found: _Opinion | None
 
 
 def _second_order_failure(which: str, miss: _Miss, unreached: bool, judge: _Judge) -> Outcome:
@@ -457,12 +479,16 @@ class _SecondOrder:
             return _Miss(analytic, numerical, None)
         size = max(float(np.max(np.abs(u), initial=0.0)) for u in directions.values())
         allowed = judge.tol.atol + judge.tol.rtol * scale
-        found = taylor.verdict(
-            lambda h: self.value(self.moved(directions, h)), analytic, allowed, size
+        found = _Opinion(
+            taylor.verdict(
+                lambda h: self.value(self.moved(directions, h)), analytic, allowed, size
+            ),
+            err / bound,
+            f"second order, {where}",
         )
-        if not found.right:
+        if not found.verdict.right:
             return _Miss(analytic, numerical, found)
-        judge.noted(found, err / bound, where)
+        judge.noted(found)
         return None
 
     def _cast_noise(
