@@ -5,11 +5,12 @@ float64 (`opgraph.conformance.numeric`)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from opgraph.conformance import numeric
+from opgraph.conformance import numeric, taylor
 from opgraph.conformance.case import CaseRun, Outcome, alive_outputs, is_float, skip
 from opgraph.conformance.structural import backward_ready
 from opgraph.contract import Tolerance
@@ -61,7 +62,9 @@ class _Gradients:
         self.x64 = run.inputs64()
         self.evaluated = self.f(self.x64)
         self.eps = numeric.step_for(self.evaluated)
-        self.tol = run.tolerance(_tolerance_dtype(run, self.evaluated))
+        dtype = _tolerance_dtype(run, self.evaluated)
+        self.tol = run.tolerance(dtype)
+        self.judge = _Judge(run, dtype, self.tol)
 
     def vjp(self, cotangents: list[np.ndarray]) -> list[np.ndarray]:
         """Cotangents (float64) in, raw gradients as float64 arrays (zeros for None) out."""
@@ -81,14 +84,14 @@ class _Gradients:
             for m, y in enumerate(self.outputs)
         ]
 
-    def jacobian_mismatch(self, k: int) -> Outcome | None:
-        """Compare the full Jacobian of input ``k`` element by element (None when it matches,
-        or when it is too large to build outside ``full_jacobian`` mode)."""
-        x = self.x64[k]
-        kept = [m for m in range(len(self.outputs)) if m not in self.run.case.dropped]
-        n_out = sum(self.outputs[m].size for m in kept)
-        if n_out * x.size > numeric.JACOBIAN_LIMIT and not self.run.settings.full_jacobian:
-            return None
+    @property
+    def kept(self) -> list[int]:
+        """The outputs the sample keeps: the rows of its Jacobians."""
+        return [m for m in range(len(self.outputs)) if m not in self.run.case.dropped]
+
+    def jacobian(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Analytic and numerical Jacobians of input ``k`` (rows: the kept outputs)."""
+        x, kept = self.x64[k], self.kept
         shapes = [self.outputs[m].shape for m in kept]
 
         def vjp_kept(cotangents: list[np.ndarray]) -> np.ndarray:
@@ -102,35 +105,146 @@ class _Gradients:
             return tuple(outputs[m] for m in kept)
 
         analytic = numeric.analytic_jacobian(vjp_kept, shapes, x.size)
-        numerical = numeric.numerical_jacobian(f_kept, self.x64, k, self.eps)
-        worst = numeric.worst_element(analytic, numerical, self.tol)
-        if worst is None or worst.ok:
+        return analytic, numeric.numerical_jacobian(f_kept, self.x64, k, self.eps)
+
+    def explain(self, k: int, found: _Opinion | None) -> Outcome | None:
+        """The worst element of input ``k``'s Jacobian as the failure, with the Taylor verdict
+        of the projection that failed (None when every element matches or it is too large)."""
+        n_out = sum(self.outputs[m].size for m in self.kept)
+        if n_out * self.x64[k].size > numeric.JACOBIAN_LIMIT:
             return None
-        out_at = _output_location(shapes, worst.where[0], kept)
-        in_at = [int(i) for i in np.unravel_index(worst.where[1], x.shape)]
-        return Outcome(
-            "fail",
-            f"gradient of input {k} is wrong: d output{out_at} / d input {k}{in_at}: analytic "
-            f"{worst.analytic:.6g}, numerical {worst.numerical:.6g}",
-            {
-                "max_abs_err": worst.abs_err,
-                "max_rel_err": worst.rel_err,
-                "where": f"output{out_at}, input {k}{in_at}",
-                "expected": worst.numerical,
-                "observed": worst.analytic,
-            },
-            self.tol,
+        worst = numeric.worst_element(*self.jacobian(k), self.tol)
+        return None if worst is None or worst.ok else self.element_failure(k, worst, found)
+
+    def element_failure(self, k: int, worst: numeric.Mismatch, found: _Opinion | None) -> Outcome:
+        m, index = self.output_at(worst.where[0])
+        out_at = f" {m} {index}" if len(self.kept) > 1 or m else f"{index}"
+        in_at = [int(i) for i in np.unravel_index(worst.where[1], self.x64[k].shape)]
+        where = f"output{out_at}, input {k}{in_at}"
+        details = {
+            "max_abs_err": worst.abs_err,
+            "max_rel_err": worst.rel_err,
+            "where": where,
+            "expected": worst.numerical,
+            "observed": worst.analytic,
+        }
+        text = (
+            f"d output{out_at} / d input {k}{in_at}: analytic {worst.analytic:.6g}, numerical "
+            f"{worst.numerical:.6g}"
+        )
+        verb = "is wrong" if found is None or found.wrong else "misses the tolerance"
+        return self.judge.failure(f"gradient of input {k} {verb}: {text}", details, found)
+
+    def output_at(self, row: int) -> tuple[int, list[int]]:
+        """The output and its index at Jacobian row ``row``."""
+        for m in self.kept:
+            size = self.outputs[m].size
+            if row < size:
+                return m, [int(i) for i in np.unravel_index(row, self.outputs[m].shape)]
+            row -= size
+        raise IndexError(f"Jacobian row {row} beyond the outputs")
+
+    def taylor_verdict(
+        self, k: int, ws: list[np.ndarray], u: np.ndarray, slope: float, allowed: float
+    ) -> taylor.Verdict:
+        """The Taylor verdict on ``<J_k^T ws, u> = slope`` (the op's backward)."""
+        phi = taylor.line(self.f, self.x64, k, u, ws)
+        return taylor.verdict(phi, slope, allowed, float(np.max(np.abs(u), initial=0.0)))
+
+    def full_jacobian_mismatch(self, k: int) -> Outcome | None:
+        """Every element of input ``k``'s Jacobian; a narrowly failing one is judged by the
+        Taylor test along that element (worst first), and passes when it is right."""
+        analytic, numerical = self.jacobian(k)
+        over = numeric.excess(analytic, numerical, self.tol).ravel()
+        for flat in np.argsort(-over, kind="stable"):
+            if over[flat] <= 0:
+                return None
+            element = numeric.mismatch_at(analytic, numerical, self.tol, int(flat))
+            if not _narrow(element.abs_err, element.bound):
+                return self.element_failure(k, element, None)
+            row, col = element.where
+            m, index = self.output_at(row)
+            ws = [np.zeros(y.shape) for y in self.outputs]
+            ws[m][tuple(index)] = 1.0
+            u = np.zeros(self.x64[k].shape)
+            u.reshape(-1)[col] = 1.0
+            allowed = self.tol.atol + self.tol.rtol * abs(element.analytic)
+            found = _Opinion(
+                self.taylor_verdict(k, ws, u, element.analytic, allowed),
+                element.abs_err / element.bound,
+                f"input {k} element {col}",
+            )
+            if not found.verdict.right:
+                return self.element_failure(k, element, found)
+            self.judge.noted(found)
+        return None
+
+
+@dataclass(frozen=True)
+class _Opinion:
+    """The Taylor verdict on one narrow miss: where, and how many times its bound the central
+    differences missed by."""
+
+    verdict: taylor.Verdict
+    ratio: float
+    where: str
+
+    @property
+    def wrong(self) -> bool:
+        return self.verdict.kind == "wrong"
+
+    def entry(self) -> dict[str, Any]:
+        """One element of ``details["taylor"]``."""
+        return {**self.verdict.details(), "where": self.where, "tolerance_ratio": self.ratio}
+
+
+class _Judge:
+    """The verdicts on one sample's comparisons: the right Taylor verdicts of narrow misses
+    (the sample passes with them in its details, the first in its message), and failures."""
+
+    def __init__(self, run: CaseRun, dtype: str, tol: Tolerance) -> None:
+        self.run, self.dtype, self.tol = run, dtype, tol
+        self.verdicts: list[dict[str, Any]] = []
+        self.message = ""
+
+    def noted(self, found: _Opinion) -> None:
+        self.verdicts.append(found.entry())
+        self.message = self.message or (
+            f"central differences missed the tolerance by {found.ratio:.3g}x ({found.where}); "
+            f"{found.verdict.describe()}"
         )
 
+    def passed(self) -> Outcome:
+        if not self.verdicts:
+            return Outcome("pass", tolerance=self.tol)
+        return Outcome("pass", self.message, {"taylor": self.verdicts}, self.tol)
 
-def _output_location(shapes: Sequence[tuple[int, ...]], row: int, kept: list[int]) -> str:
-    for m, shape in zip(kept, shapes, strict=True):
-        size = int(np.prod(shape))
-        if row < size:
-            index = [int(i) for i in np.unravel_index(row, shape)]
-            return f" {m} {index}" if len(shapes) > 1 or m else f"{index}"
-        row -= size
-    return str(row)
+    def failure(self, message: str, details: dict[str, Any], found: _Opinion | None) -> Outcome:
+        """A failed comparison with the Taylor verdict, if one ran: ``wrong`` confirms it;
+        otherwise central differences cannot tell at this tolerance, which must be widened."""
+        tol = self.tol
+        if found is None:
+            return Outcome("fail", message, details, tol)
+        message += f"; {found.verdict.describe()}"
+        if not found.wrong:
+            message += (
+                f"; widen the tolerance with a reason: OpSpec(tolerances={{{self.dtype!r}: "
+                f"Tolerance(rtol, atol, reason=...)}}) in the plugin or "
+                f"conformance.tolerances.{self.run.op.name}.{self.dtype} in the config (now "
+                f"rtol={tol.rtol:g}, atol={tol.atol:g})"
+            )
+        return Outcome("fail", message, {**details, "taylor": [*self.verdicts, found.entry()]}, tol)
+
+
+NARROW = 100.0
+"""A comparison failing by at most this factor over its bound gets a Taylor verdict: central
+differences at the default step are typically 1e-10 relative in float64, so a correct gradient
+misses a tolerance by a small factor (ill-conditioning), while a gross error (a doubled or
+dropped term) misses it by orders of magnitude and needs no second opinion."""
+
+
+def _narrow(err: float, bound: float) -> bool:
+    return bool(np.isfinite(err) and err <= NARROW * bound)
 
 
 def _grad_value_ready(run: CaseRun) -> Outcome | None:
@@ -140,13 +254,16 @@ def _grad_value_ready(run: CaseRun) -> Outcome | None:
 
 
 def check_grad_value(run: CaseRun) -> Outcome:
+    """Random projections against central differences; a narrow miss gets a Taylor verdict
+    (`opgraph.conformance.taylor`), a wide one or a wrong verdict the Jacobian's worst
+    element."""
     if (not_ready := _grad_value_ready(run)) is not None:
         return not_ready
     grads = _Gradients(run)
     inputs = run.differentiable_inputs()
     if run.settings.full_jacobian:
-        mismatches = (grads.jacobian_mismatch(k) for k in inputs)
-        return next((m for m in mismatches if m is not None), Outcome("pass", tolerance=grads.tol))
+        mismatches = (grads.full_jacobian_mismatch(k) for k in inputs)
+        return next((m for m in mismatches if m is not None), None) or grads.judge.passed()
     rng = run.rng("grad_value")
     for _ in range(PROJECTIONS):
         vs = grads.cotangents(rng)
@@ -159,21 +276,31 @@ def check_grad_value(run: CaseRun) -> Outcome:
             )
             along_u = float(np.sum(analytic[k] * u))
             scale = float(np.sum(np.abs(analytic[k] * u)))
-            if not numeric.close(along_u, numerical, scale, grads.tol, noise):
-                explained = grads.jacobian_mismatch(k)
-                return explained or _projection_failure(k, along_u, numerical, grads.tol)
-    return Outcome("pass", tolerance=grads.tol)
-
-
-def _projection_failure(k: int, analytic: float, numerical: float, tol: Tolerance) -> Outcome:
-    err = abs(analytic - numerical)
-    return Outcome(
-        "fail",
-        f"gradient of input {k} disagrees with central differences along a random projection "
-        f"v^T J u: analytic {analytic:.6g}, numerical {numerical:.6g}",
-        {"max_abs_err": err, "max_rel_err": err / abs(numerical) if numerical else None},
-        tol,
-    )
+            if numeric.close(along_u, numerical, scale, grads.tol, noise):
+                continue
+            err = abs(along_u - numerical)
+            bound = numeric.bound(numerical, scale, grads.tol, noise)
+            found = None
+            if _narrow(err, bound):
+                allowed = grads.tol.atol + grads.tol.rtol * scale
+                found = _Opinion(
+                    grads.taylor_verdict(k, vs, u, along_u, allowed),
+                    err / bound,
+                    f"input {k}, projection v^T J u",
+                )
+                if found.verdict.right:
+                    grads.judge.noted(found)
+                    continue
+            explained = grads.explain(k, found) if found is None or found.wrong else None
+            if explained is not None:
+                return explained
+            return grads.judge.failure(
+                f"gradient of input {k} disagrees with central differences along a random "
+                f"projection v^T J u: analytic {along_u:.6g}, numerical {numerical:.6g}",
+                {"max_abs_err": err, "max_rel_err": err / abs(numerical) if numerical else None},
+                found,
+            )
+    return grads.judge.passed()
 
 
 def _second_order_ready(run: CaseRun) -> Outcome | None:
@@ -188,41 +315,49 @@ def _second_order_ready(run: CaseRun) -> Outcome | None:
 
 def check_grad_of_grad(run: CaseRun) -> Outcome:
     """One projection along a random direction of every input and every output gradient at
-    once (two evaluations); on a mismatch each alone, to name the wrong one."""
+    once (two evaluations); on a mismatch each alone, to name the wrong one. A narrow miss
+    gets a Taylor verdict, as in ``grad_value``."""
     if (not_ready := _second_order_ready(run)) is not None:
         return not_ready
     rng = run.rng("grad_of_grad")
     second = _SecondOrder(run, run.differentiable_inputs(), rng)
-    tol = run.tolerance(_tolerance_dtype(run, second.outputs))
+    dtype = _tolerance_dtype(run, second.outputs)
+    judge = _Judge(run, dtype, run.tolerance(dtype))
     hessian = second.analytic()
     directions = {p: rng.standard_normal(second.point[p].shape) for p in second.params}
-    if second.matches(hessian, directions, tol):
-        return Outcome("pass", tolerance=tol)
+    joint = second.compare(hessian, directions, judge, "all inputs and output gradients")
+    if joint is None:
+        return judge.passed()
     for p in second.params:
-        if not second.matches(hessian, {p: directions[p]}, tol):
-            return _second_order_failure(second.name(p), second.last, hessian[p] is None, tol)
-    return _second_order_failure(
-        "the inputs and output gradients (jointly)", second.last, False, tol
-    )
+        if (
+            alone := second.compare(hessian, {p: directions[p]}, judge, second.name(p))
+        ) is not None:
+            return _second_order_failure(second.name(p), alone, hessian[p] is None, judge)
+    return _second_order_failure("the inputs and output gradients (jointly)", joint, False, judge)
 
 
-def _second_order_failure(
-    which: str, values: tuple[float, float], unreached: bool, tol: Tolerance
-) -> Outcome:
-    analytic, numerical = values
+@dataclass(frozen=True)
+class _Miss:
+    """A second-order comparison that failed: both values and the Taylor verdict (if any)."""
+
+    analytic: float
+    numerical: float
+    found: _Opinion | None
+
+
+def _second_order_failure(which: str, miss: _Miss, unreached: bool, judge: _Judge) -> Outcome:
     hint = (
         " (no second-order gradient reached it: build the backward from opgraph ops on the "
         "Variables it gets, never from .data, or declare backward_differentiable=False)"
         if unreached
         else ""
     )
-    return Outcome(
-        "fail",
+    return judge.failure(
         f"second-order gradient of {which} through create_graph=True disagrees with central "
-        f"differences of the first-order gradient: analytic {analytic:.6g}, numerical "
-        f"{numerical:.6g}{hint}",
-        {"max_abs_err": abs(analytic - numerical)},
-        tol,
+        f"differences of the first-order gradient: analytic {miss.analytic:.6g}, numerical "
+        f"{miss.numerical:.6g}{hint}",
+        {"max_abs_err": abs(miss.analytic - miss.numerical)},
+        miss.found,
     )
 
 
@@ -249,7 +384,6 @@ class _SecondOrder:
         self.point = [*x64, *vs]
         self.params = [*inputs, *self.cotangent_of]
         self.ws = {k: rng.standard_normal(x64[k].shape) for k in inputs}
-        self.last = (0.0, 0.0)
 
     def name(self, p: int) -> str:
         return f"input {p}" if p < self.n else f"output gradient {self.cotangent_of[p]}"
@@ -289,10 +423,10 @@ class _SecondOrder:
             p: None if variables[p].grad is None else variables[p].grad.data for p in self.params
         }
 
-    def value(self, point: list[np.ndarray]) -> float:
+    def value(self, point: list[np.ndarray]) -> taylor.Point:
         """``s`` at ``point`` by one forward and one direct backward call: what the engine's
         backward pass computes for a one-op graph, without its bookkeeping (central
-        differences need two of these per direction)."""
+        differences need two of these per direction), with the gradients it sums."""
         arrays, vs = point[: self.n], point[self.n :]
         outputs = self.run.call(self.run.wrap([a.copy() for a in arrays]))
         kept = alive_outputs(self.run.case, outputs)
@@ -305,33 +439,57 @@ class _SecondOrder:
         with no_grad():
             grads = self.run.op.backward(node, *gys)
         grads = tuple(grads) if isinstance(grads, (tuple, list)) else (grads,)
-        return float(
-            sum(np.sum(grads[k].data * self.ws[k]) for k in self.inputs if grads[k] is not None)
+        reached = [k for k in self.inputs if grads[k] is not None]
+        arrays = [grads[k].data for k in reached]
+        ws = [self.ws[k] for k in reached]
+        return taylor.Point(
+            numeric.project(arrays, ws),
+            numeric.rounding(arrays, ws),
+            np.concatenate([a.ravel().astype(np.float64) for a in arrays] or [np.zeros(0)]),
         )
 
-    def matches(
+    def moved(self, directions: dict[int, np.ndarray], h: float) -> list[np.ndarray]:
+        return [p + h * directions[i] if i in directions else p for i, p in enumerate(self.point)]
+
+    def compare(
         self,
         hessian: dict[int, np.ndarray | None],
         directions: dict[int, np.ndarray],
-        tol: Tolerance,
-    ) -> bool:
-        """Whether the analytic derivative of ``s`` along ``directions`` matches central
-        differences."""
-        plus = [
-            p + self.eps * directions[i] if i in directions else p for i, p in enumerate(self.point)
-        ]
-        minus = [
-            p - self.eps * directions[i] if i in directions else p for i, p in enumerate(self.point)
-        ]
-        numerical = (self.value(plus) - self.value(minus)) / (2 * self.eps)
+        judge: _Judge,
+        where: str,
+    ) -> _Miss | None:
+        """The analytic derivative of ``s`` along ``directions`` against central differences
+        (a narrow miss against the Taylor test); None when it matches."""
+        plus, minus = (
+            self.value(self.moved(directions, self.eps)),
+            self.value(self.moved(directions, -self.eps)),
+        )
+        numerical = (plus.value - minus.value) / (2 * self.eps)
         terms = [
             np.zeros(1) if hessian[p] is None else hessian[p].astype(np.float64) * u
             for p, u in directions.items()
         ]
         analytic = float(sum(np.sum(t) for t in terms))
         scale = float(sum(np.sum(np.abs(t)) for t in terms))
-        self.last = (analytic, numerical)
-        return numeric.close(analytic, numerical, scale, tol, self._cast_noise(hessian, directions))
+        noise = self._cast_noise(hessian, directions)
+        if numeric.close(analytic, numerical, scale, judge.tol, noise):
+            return None
+        err, bound = abs(analytic - numerical), numeric.bound(numerical, scale, judge.tol, noise)
+        if not _narrow(err, bound):
+            return _Miss(analytic, numerical, None)
+        size = max(float(np.max(np.abs(u), initial=0.0)) for u in directions.values())
+        allowed = judge.tol.atol + judge.tol.rtol * scale
+        found = _Opinion(
+            taylor.verdict(
+                lambda h: self.value(self.moved(directions, h)), analytic, allowed, size
+            ),
+            err / bound,
+            f"second order, {where}",
+        )
+        if not found.verdict.right:
+            return _Miss(analytic, numerical, found)
+        judge.noted(found)
+        return None
 
     def _cast_noise(
         self, hessian: dict[int, np.ndarray | None], directions: dict[int, np.ndarray]

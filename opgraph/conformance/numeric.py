@@ -25,10 +25,20 @@ JACOBIAN_LIMIT = 4096
 """Largest Jacobian (outputs x input elements) rebuilt to explain a failure."""
 
 DEFAULT_TOLERANCES: dict[str, Tolerance] = {
-    "float64": Tolerance(rtol=1e-5, atol=1e-7, reason="central differences in float64"),
-    "float32": Tolerance(rtol=1e-3, atol=1e-5, reason="float32 analytic vs float64 numerical"),
+    "float64": Tolerance(rtol=1e-6, atol=1e-7, reason="central differences in float64"),
+    "float32": Tolerance(rtol=3e-4, atol=1e-5, reason="float32 analytic vs float64 numerical"),
     "float16": Tolerance(rtol=1e-2, atol=1e-3, reason="float16 analytic vs float64 numerical"),
 }
+"""Gradient tolerances. The rtols were 1e-5 (float64) and 1e-3 (float32) before the Taylor
+verdict backed a narrow miss: tightened 10x and 3.3x, where the default op set, both plugins
+and every config stay far inside them (worst error / bound over every projection and Jacobian
+element, seeds 0-2, and float32-prone ops over 50 seeds: float64 0.005, float32 0.19; astype's
+float32 rounding bounds float32 at 0.4 with --full-jacobian). A 10x tightening keeps a miss
+that was narrow (<= 10x) under the old rtol narrow (<= 100x, `differentiation.NARROW`) under
+the new, so it still gets the verdict, which resolves relative errors to about 1e-8. The atols
+stay: on a near-zero projection the allowance is the atol alone, and the verdict resolves only
+about sqrt(curvature * rounding) there (3-5e-8 for three 0-d samples of the default set, so
+1e-8 would fail them on a narrow miss). float16: no default op compares float16 gradients."""
 
 
 def step_for(outputs: Sequence[np.ndarray]) -> float:
@@ -87,36 +97,59 @@ def analytic_jacobian(
 
 @dataclass(frozen=True)
 class Mismatch:
-    """The worst element of a comparison: where, both values, both errors."""
+    """One element of a comparison: where, both values, both errors and the tolerance's bound."""
 
     where: tuple[int, int]
     analytic: float
     numerical: float
     abs_err: float
     rel_err: float
-    ok: bool
+    bound: float
+
+    @property
+    def ok(self) -> bool:
+        return self.abs_err <= self.bound
 
 
-def worst_element(analytic: np.ndarray, numerical: np.ndarray, tol: Tolerance) -> Mismatch | None:
-    """The element with the largest excess over the tolerance (None for empty Jacobians)."""
-    if analytic.size == 0:
-        return None
+def excess(analytic: np.ndarray, numerical: np.ndarray, tol: Tolerance) -> np.ndarray:
+    """Each element's error beyond the tolerance (inf where a value is nan)."""
     with np.errstate(invalid="ignore"):
-        err = np.abs(analytic - numerical)
-        excess = err - (tol.atol + tol.rtol * np.abs(numerical))
-    excess = np.where(np.isnan(excess), np.inf, excess)
-    flat = int(np.argmax(excess))
+        over = np.abs(analytic - numerical) - (tol.atol + tol.rtol * np.abs(numerical))
+    return np.where(np.isnan(over), np.inf, over)
+
+
+def mismatch_at(analytic: np.ndarray, numerical: np.ndarray, tol: Tolerance, flat: int) -> Mismatch:
+    """The comparison of the element at flat index ``flat``."""
     where = np.unravel_index(flat, analytic.shape)
     a, n = float(analytic[where]), float(numerical[where])
-    abs_err = float(err[where])
+    with np.errstate(invalid="ignore"):
+        abs_err = abs(a - n)
     return Mismatch(
         (int(where[0]), int(where[1])),
         a,
         n,
         abs_err,
         abs_err / abs(n) if n else float("inf") if abs_err else 0.0,
-        bool(excess[where] <= 0),
+        tol.atol + tol.rtol * abs(n),
     )
+
+
+def worst_element(analytic: np.ndarray, numerical: np.ndarray, tol: Tolerance) -> Mismatch | None:
+    """The element with the largest excess over the tolerance (None for empty Jacobians)."""
+    if analytic.size == 0:
+        return None
+    return mismatch_at(analytic, numerical, tol, int(np.argmax(excess(analytic, numerical, tol))))
+
+
+def rounding(outputs: Sequence[np.ndarray], vs: Sequence[np.ndarray]) -> float:
+    """A bound on the rounding error of ``project(outputs, vs)`` from the rounding of each
+    output element: half a unit in the last place each, in the outputs' own dtype."""
+    total = 0.0
+    for y, v in zip(outputs, vs, strict=True):
+        if y.dtype.kind == "f" and y.size:
+            ulp = np.spacing(np.abs(y)).astype(np.float64)
+            total += float(np.sum(np.abs(v) * ulp))
+    return total / 2
 
 
 def rounding_noise(outputs: Sequence[np.ndarray], vs: Sequence[np.ndarray], eps: float) -> float:
@@ -125,12 +158,12 @@ def rounding_noise(outputs: Sequence[np.ndarray], vs: Sequence[np.ndarray], eps:
     most half a unit in the last place in each of the two evaluations. It matters when the
     float64 evaluation still rounds to float32 (a cast), where it grows with the outputs'
     magnitude, not with the projection's — so a fixed atol fails on some seeds."""
-    total = 0.0
-    for y, v in zip(outputs, vs, strict=True):
-        if y.dtype.kind == "f" and y.size:
-            ulp = np.spacing(np.abs(y)).astype(np.float64)
-            total += float(np.sum(np.abs(v) * ulp))
-    return 2.0 * total / (2 * eps)
+    return 4.0 * rounding(outputs, vs) / (2 * eps)
+
+
+def bound(numerical: float, scale: float, tol: Tolerance, noise: float = 0.0) -> float:
+    """The largest error `close` accepts."""
+    return tol.atol + tol.rtol * max(scale, abs(numerical)) + noise
 
 
 def close(
@@ -141,5 +174,4 @@ def close(
     is the rounding error of the numerical side (`rounding_noise`)."""
     if not (np.isfinite(analytic) and np.isfinite(numerical)):
         return False
-    bound = tol.atol + tol.rtol * max(scale, abs(numerical)) + noise
-    return abs(analytic - numerical) <= bound
+    return abs(analytic - numerical) <= bound(numerical, scale, tol, noise)
