@@ -157,10 +157,11 @@ def parse_headers(text: str) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
     last: list[str] | None = None
     for line in text.splitlines():
-        if not line.strip():
+        if not line:  # the blank line before the body (a line of spaces is a folded one)
             break
-        if line[0] in " \t" and last:
-            last[-1] += " " + line.strip()
+        if line[0] in " \t":
+            if last and line.strip():
+                last[-1] += " " + line.strip()
             continue
         key, colon, value = line.partition(":")
         if not colon or not key.strip():
