@@ -25,7 +25,7 @@ LAYOUTS = ("contiguous", "transposed", "sliced", "reversed")
 """How an input array is laid out in memory: C order, F order (a transposed view), every other
 element of a wider array, or negative strides along the first axis."""
 
-_ELEMENTWISE_SHAPES: tuple[Shape, ...] = ((), (5,), (2, 3), (2, 1, 3), (0, 3))
+_ELEMENTWISE_SHAPES: tuple[Shape, ...] = ((), (1,), (5,), (2, 3), (2, 1, 3), (0, 3))
 _VIEWS: tuple[tuple[Shape, str], ...] = (
     ((3, 4), "transposed"),
     ((2, 3), "sliced"),
@@ -44,6 +44,7 @@ _REDUCTION_SHAPE: Shape = (2, 3, 4)
 _REDUCTION_AXES: tuple[Any, ...] = (None, 0, 1, -1, (0, 2), (-1, 0))
 _REDUCTION_EXTRA: tuple[tuple[Shape, str, Any], ...] = (
     ((), "contiguous", None),
+    ((1,), "contiguous", 0),
     ((5,), "contiguous", -1),
     ((0, 3), "contiguous", 1),
     ((3, 4), "transposed", 0),
