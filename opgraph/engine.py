@@ -275,6 +275,7 @@ class Node:
         "inputs",
         "needs_input_grad",
         "op",
+        "ops",
         "state",
     )
 
@@ -289,6 +290,7 @@ class Node:
         state: Any = None,
     ) -> None:
         self.op = op
+        self.ops = op.deps  # the ops its backward may use: its ``requires`` + the essential ops
         self.inputs = inputs
         self.attrs = attrs
         self.state = state
@@ -315,6 +317,7 @@ class Node:
         Python allows (the op-call fast path)."""
         node = cls.__new__(cls)
         node.op = op
+        node.ops = op.deps
         node.inputs = inputs
         node.attrs = _NO_ATTRS
         node.state = node._output_meta = None
@@ -326,12 +329,9 @@ class Node:
     @property
     def outputs(self) -> tuple[Variable, ...]:
         """The outputs (None for one that was dropped before backward)."""
+        if self._output_meta is None:  # one output: no loop
+            return (self._outputs[0](),)
         return tuple([r() for r in self._outputs])
-
-    @property
-    def ops(self) -> Any:
-        """The ops this op's backward may use (its declared ``requires`` + essential ops)."""
-        return self.op.deps
 
     def __repr__(self) -> str:
         return f"<Node {self.op.name} inputs={[x.shape for x in self.inputs]}>"
@@ -391,7 +391,7 @@ def derive(fn: Callable[..., Any], *inputs: Any) -> np.ndarray:
 
 def _readonly_view(a: np.ndarray) -> np.ndarray:
     view = a.view()
-    view.flags.writeable = False
+    view.setflags(write=False)  # cheaper than assigning view.flags.writeable
     return view
 
 
@@ -432,11 +432,6 @@ def _output_grads(
 def _checked_grads(node: Node, gxs: Any) -> tuple[Any, ...]:
     """The backward's result as a tuple, after checking count, type, shape and dtype."""
     inputs = node.inputs
-    if type(gxs) is Variable and len(inputs) == 1:  # the common case, without the loop
-        g, a = gxs.data, inputs[0].data
-        if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
-            raise GradientError(_mismatch_message(node, 0, g, a))
-        return (gxs,)
     if type(gxs) is not tuple:
         gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
     if len(gxs) != len(inputs):
@@ -492,26 +487,32 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
     current = _state.get(_default)
     for node in _topological_order(output.creator):
-        outputs = node._outputs
-        if len(outputs) == 1 and not retain_grad:  # the common case, spelled out
-            gy = pending.pop(id(outputs[0]()), None)
-            if gy is None:
-                continue
-            gys: Sequence[Variable] = (gy,)
+        if node._output_meta is None and not retain_grad:  # one output, spelled out
+            gys: Sequence[Variable | None] | None = (pending.pop(id(node._outputs[0]()), None),)
         else:
             gys = _output_grads(node, pending, retain_grad)
-            if gys is None:
-                continue
+        if gys is None or gys[0] is None:  # no output received a gradient
+            continue
         home = node.op.dispatch
         if home is not current.ops and home is not None:
             current = _new_state((current.grad_enabled, current.training, home))
             _state.set(current)  # undone by the reset in `backward`
-        gxs = _checked_grads(node, node.op.backward(node, *gys))
-        for x, gx, need in zip(node.inputs, gxs, node.needs_input_grad, strict=False):
-            if gx is None or not need:
+        gxs = node.op.backward(node, *gys)
+        inputs = node.inputs
+        if type(gxs) is Variable and len(inputs) == 1:  # one input: checked inline
+            g, a = gxs.data, inputs[0].data
+            if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
+                raise GradientError(_mismatch_message(node, 0, g, a))
+            gxs = (gxs,)
+        else:
+            gxs = _checked_grads(node, gxs)
+        needs = node.needs_input_grad
+        for k, x in enumerate(inputs):  # cheaper than zip(..., strict=...) in a hot loop
+            gx = gxs[k]
+            if gx is None or not needs[k]:
                 continue
             if x.creator is None:
-                _accumulate(x, gx)
+                x.grad = gx if x.grad is None else _add_grads(x.grad, gx)
             else:
                 prev = pending.get(id(x))
                 pending[id(x)] = gx if prev is None else _add_grads(prev, gx)
@@ -527,14 +528,14 @@ def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable
     ``fresh=True`` says ``g`` was just computed by this backward (``gy * x1``), so it is
     returned as it is.
     """
-    state = _state.get(_default)
-    out = g
-    if out.data.shape != like.data.shape:
-        out = state.ops.sum_to(out, like.data.shape)
-    if out.data.dtype != like.data.dtype:
-        out = state.ops.astype(out, like.data.dtype)
+    out, target = g, like.data
+    if g.data.shape != target.shape:
+        out = _state.get(_default).ops.sum_to(out, target.shape)
+    if out.data.dtype != target.dtype:
+        out = _state.get(_default).ops.astype(out, target.dtype)
     if out is not g or fresh:
         return out
+    state = _state.get(_default)
     if state.grad_enabled:  # a recorded backward (create_graph): the view stays in the graph
         return state.ops.reshape(g, g.data.shape)
     return Variable._wrap(_readonly_view(g.data))

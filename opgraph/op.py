@@ -370,8 +370,8 @@ def _number_constant(value: Any, like: np.ndarray) -> Any:
     make it (the array's dtype), shared and read-only; anything else is returned unchanged
     for the general path."""
     kind = type(value)
-    if (kind is not float and kind is not int) or like.dtype.kind not in "fc":
-        return value
+    if (kind is not float and kind is not int) or not value or like.dtype.kind not in "fc":
+        return value  # zeros too: 0.0 == -0.0 as keys, but x * -0.0 keeps the sign
     key = (kind, value, like.dtype)
     constant = _numbers.get(key)
     if constant is None:

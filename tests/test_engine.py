@@ -278,6 +278,18 @@ def test_a_value_used_by_a_later_op_and_by_that_ops_input_gets_every_gradient_fi
     assert x.grad.data == pytest.approx((np.cos(s) - s * np.sin(s)) * np.cos(0.7))
 
 
+def test_numbers_that_compare_equal_keep_their_own_value():
+    """Python numbers next to a Variable become cached constants: 0.0 and -0.0 (equal as keys)
+    must still give their own signed zeros, and 1 and 1.0 their own promotion."""
+    x = Variable(np.array([1.0, 2.0]))
+    assert not np.signbit((x * 0.0).data).any()
+    assert np.signbit((x * -0.0).data).all()
+    assert not np.signbit((x * 0.0).data).any()
+    n = Variable(np.array([1, 2]))
+    assert (n * 1).dtype == n.dtype
+    assert (n * 1.0).dtype == np.float64
+
+
 def test_python_numbers_adapt_to_the_array_inputs_not_to_a_mask():
     x = Variable(np.ones(2, dtype=np.float32))
     assert ops.where(np.array([True, False]), x, 0.0).dtype == np.float32
