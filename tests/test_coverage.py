@@ -347,5 +347,7 @@ def test_check_coverage_prints_the_section_and_json_always_has_the_matrix(tmp_pa
     text = capsys.readouterr().out
     section = text[text.index("\ncoverage: ") :]
     assert (
-        "sin " in section and "size-1 x" in section and "at 100%: add" in " ".join(section.split())
+        "sin " in section
+        and "check bad_input" in section
+        and "at 100%: add" in " ".join(section.split())
     )

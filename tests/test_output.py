@@ -60,7 +60,7 @@ def test_verbose_shows_counts_and_every_skip_reason(capsys):
     verbose = capsys.readouterr().out
     assert "shape_rule" in verbose.splitlines()[0]  # full check names
     assert re.search(r"sin +\d+/0/0", verbose)
-    assert "skip sin · grad_of_grad (8 samples: 8-15): second order is computed in float64" in (
+    assert "skip sin · grad_of_grad (9 samples: 9-17): second order is computed in float64" in (
         " ".join(verbose.split())
     )
 

@@ -534,12 +534,12 @@ def _interleaved(groups: list[list[Any]]) -> Iterator[Any]:
 
 def _rejected_attrs(spec: OpSpec, cases: list[Case]) -> Iterator[tuple[Case, str, Invalid, type]]:
     """(case, attribute, invalid value, error the op must raise) for the invalid values of each
-    typed attribute, on the valid case of highest rank among the first: one its check rejects
+    typed attribute, on the valid case of highest rank: one its check rejects
     gives `OpArgumentError`, one the shape rule rejects `ShapeError`; one both accept must still
     raise a ValueError when the type is ``strict``, and is dropped otherwise."""
     if not cases:
         return
-    case = max(cases[:DERIVED_SOURCES], key=lambda c: sum(v.ndim for v in c.values))
+    case = max(cases, key=lambda c: sum(v.ndim for v in c.values))
     shapes = tuple(v.shape for v in case.values)
     for attr in spec.attrs:
         if not isinstance(attr.check, AttrType):
