@@ -129,7 +129,7 @@ def _no_hypothesis(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_a_saved_case_replays_in_a_fresh_process_without_hypothesis(planted, tmp_path, capsys):
     saved = tmp_path / "cases"
     args = ["check", "--module", str(planted), "--op", "rank4sin"]
-    assert main([*args, "--explore-examples", "60", "--save-cases", str(saved)]) == 1
+    assert main([*args, "--explore-examples", "200", "--save-cases", str(saved)]) == 1
     out = capsys.readouterr().out
     (path,) = saved.glob("*.case.json")
     assert f"--case {path}" in out and "reproduce with plain opgraph calls:" in out
@@ -150,7 +150,7 @@ def test_a_saved_case_replays_in_a_fresh_process_without_hypothesis(planted, tmp
 def test_the_pytest_suite_runs_saved_cases_as_regression_samples(planted, tmp_path):
     saved = tmp_path / "cases"
     args = ["check", "--module", str(planted), "--op", "scale"]
-    assert main([*args, "--explore-examples", "60", "--save-cases", str(saved)]) == 1
+    assert main([*args, "--explore-examples", "200", "--save-cases", str(saved)]) == 1
     test = tmp_path / "test_planted.py"
     test.write_text(
         "from opgraph.testing import conformance_suite\n"
