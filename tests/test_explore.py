@@ -321,3 +321,10 @@ def test_explored_calls_count_in_the_coverage():
     before, after = (c.as_dict()["matrix"]["sum"]["classes"] for c in (grid_only, explored_too))
     assert all(after[k] >= n for k, n in before.items())
     assert sum(after.values()) >= sum(before.values()) + 60  # every explored call counted
+
+
+def test_explore_time_alone_bounds_the_search_by_the_clock(tmp_path):
+    report_path = tmp_path / "r.json"
+    assert main(["check", "--op", "sin", "--explore-time", "0.5", "--json", str(report_path)]) == 0
+    exploration = json.loads(report_path.read_text())["summary"]["exploration"]["sin"]
+    assert exploration["stopped"] == "time" and exploration["examples"] > 0

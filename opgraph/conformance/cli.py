@@ -319,6 +319,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 DEFAULT_EXAMPLES = 100
+TIMED_EXAMPLES = 10**6
+"""Calls per op and round with ``--explore-time`` alone: the clock ends the search."""
 
 
 def _replayed_cases(args: argparse.Namespace) -> dict[str, list[tuple[str, Any]]]:
@@ -364,7 +366,10 @@ def _case_settings(args: argparse.Namespace, target: Any, replays: dict) -> Any:
         from opgraph.conformance.explore import Budget, require_hypothesis
 
         require_hypothesis()
-        explore = Budget(args.explore_examples or DEFAULT_EXAMPLES, args.explore_time, save_to)
+        examples = args.explore_examples or (
+            TIMED_EXAMPLES if args.explore_time else DEFAULT_EXAMPLES
+        )
+        explore = Budget(examples, args.explore_time, save_to)
     return dataclasses.replace(settings, cases=cases, explore=explore)
 
 
