@@ -94,15 +94,6 @@ def _encode_value(value: Any, where: str) -> Any:
     raise ValueError(f"{where}: a {type(value).__name__} cannot be saved in a case file")
 
 
-def savable(case: Case) -> bool:
-    """Whether ``case`` fits in a case file (an attribute may be any object)."""
-    try:
-        encode(case, "", "", 0)
-    except ValueError:
-        return False
-    return True
-
-
 def file_name(data: Mapping[str, Any]) -> str:
     """``<op>-<check>-<hash>.case.json``: stable for the same call, distinct for others."""
     call = {k: data[k] for k in ("op", "stream", "dtype", "inputs", "attrs", "constants")}
