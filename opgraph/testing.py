@@ -35,6 +35,7 @@ from typing import Any
 
 import pytest
 
+from opgraph.conformance.explore import budget
 from opgraph.conformance.report import group, group_block
 from opgraph.conformance.runner import (
     NOT_RUN,
@@ -44,7 +45,7 @@ from opgraph.conformance.runner import (
     run_op,
     selected_checks,
 )
-from opgraph.conformance.settings import ConformanceSettings, saved_cases
+from opgraph.conformance.settings import ConformanceSettings, with_cases
 from opgraph.conformance.target import resolve_target
 from opgraph.errors import ConfigError
 
@@ -75,7 +76,9 @@ class ConformanceSuite:
         self.per_op = per_op
         names, plugin_names = list(ops or ()), list(plugins or ())
         target = resolve_target(config, names or None, plugin_names or None, modules)
-        self.settings: ConformanceSettings = _with_cases(target.settings, cases, explore)
+        search = None if explore is None else budget(explore)
+        dirs = (Path(d) for d in cases)
+        self.settings: ConformanceSettings = with_cases(target.settings, dirs, search)
         if seed is not None:
             self.settings = dataclasses.replace(self.settings, seed=seed)
         self.extra = ["--config", str(config)] if config else []
@@ -145,23 +148,6 @@ class ConformanceSuite:
             pytest.skip(by_status["skip"].message)
         op, check = param
         pytest.skip(f"op {op!r} has no sample that check {check or 'any'!r} applies to")
-
-
-def _with_cases(
-    settings: ConformanceSettings, cases: Iterable[str | os.PathLike[str]], explore: int | None
-) -> ConformanceSettings:
-    """``settings`` with the case files of the directories ``cases`` after the config's, and
-    a search of ``explore`` calls per op and round (Hypothesis) after the grid."""
-    found = dict(settings.cases)
-    for op, saved in saved_cases(Path(d) for d in cases).items():
-        found[op] = (*found.get(op, ()), *saved)
-    budget = None
-    if explore is not None:
-        from opgraph.conformance.explore import Budget, require_hypothesis
-
-        require_hypothesis()
-        budget = Budget(explore)
-    return dataclasses.replace(settings, cases=found, explore=budget)
 
 
 _NOTE = "opgraph conformance:"

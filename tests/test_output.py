@@ -12,6 +12,7 @@ import sys
 from xml.etree import ElementTree as ET
 
 import numpy as np
+import pytest
 
 from opgraph import opsets
 from opgraph.cli import json_value, main
@@ -86,7 +87,9 @@ def test_maxfail_and_exitfirst_stop_starting_ops(fake_site, capsys, tmp_path):
     assert main(["check", "--plugin", "faulty", "--maxfail", "100", "--json", str(out_json)]) == 1
     summary = json.loads(out_json.read_text())["summary"]
     assert summary["ops"] > 1 and summary["fail"] + summary["error"] >= 100
-    assert main(["check", "--maxfail", "0"]) == 2
+    with pytest.raises(SystemExit) as info:  # refused by argparse, before any op is built
+        main(["check", "--maxfail", "0"])
+    assert info.value.code == 2 and "'0': give a whole number >= 1" in capsys.readouterr().err
 
 
 def test_colour_only_on_a_terminal_and_as_the_environment_says():

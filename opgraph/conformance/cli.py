@@ -84,7 +84,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--tb", action="store_true", help="print the full traceback of each error")
     p.add_argument("--pdb", action="store_true", help="enter the debugger at the first error")
     p.add_argument(
-        "--maxfail", type=int, metavar="N", help="start no further op after N failed results"
+        "--maxfail", type=_count, metavar="N", help="start no further op after N failed results"
     )
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop after the first failing op")
     _add_case_arguments(p)
@@ -198,31 +198,25 @@ def _debugger(progress: Progress) -> Any:
     return on_results
 
 
-def _seed(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text}: a seed is an integer >= 0")
-    return value
+def _bounded(convert: Any, valid: Any, need: str) -> Any:
+    """An argparse ``type``: ``convert`` the text, then refuse what ``valid`` rejects, saying
+    ``need``."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not valid(value):
+            raise argparse.ArgumentTypeError(f"{text!r}: {need}")
+        return value
+
+    return parse
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number >= 1")
-    return value
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r}: give a number of seconds > 0")
-    return value
+_seed = _bounded(int, lambda v: v >= 0, "a seed is an integer >= 0")
+_count = _bounded(int, lambda v: v >= 1, "give a whole number >= 1")
+_seconds = _bounded(float, lambda v: 0 < v < float("inf"), "give a number of seconds > 0")
 
 
 def report_path_problem(path: str) -> str | None:
@@ -301,8 +295,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if problem := _path_errors([("--json", args.json), ("--junit", args.junit)]):
         return _usage_error(problem)
-    if args.maxfail is not None and args.maxfail < 1:
-        return _usage_error(f"--maxfail {args.maxfail}: give a number >= 1")
     try:
         replays = _replayed_cases(args)
         ops = args.op or (sorted(replays) if replays else None)
@@ -345,7 +337,8 @@ def _exploring(args: argparse.Namespace) -> bool:
 
 def _case_settings(args: argparse.Namespace, target: Any, replays: dict) -> Any:
     """The target's settings with the saved cases, the replayed ones and the search budget."""
-    from opgraph.conformance.settings import saved_cases
+    from opgraph.conformance.explore import budget
+    from opgraph.conformance.settings import with_cases
 
     settings = target.settings
     if replays:
@@ -355,22 +348,15 @@ def _case_settings(args: argparse.Namespace, target: Any, replays: dict) -> Any:
     save_to = Path(args.save_cases) if args.save_cases else None
     if save_to is not None and save_to.is_dir():
         dirs.append(save_to)  # a found bug stays found: its case runs before the search
-    cases = dict(settings.cases)
-    for op, found in saved_cases(dirs).items():
-        cases[op] = (*cases.get(op, ()), *found)
-    if unused := sorted(set(cases) - {op.name for op in target.ops}):
+    search = None
+    if _exploring(args) or save_to is not None:
+        timed = TIMED_EXAMPLES if args.explore_time else DEFAULT_EXAMPLES
+        search = budget(args.explore_examples or timed, args.explore_time, save_to)
+    settings = with_cases(settings, dirs, search)
+    if unused := sorted(set(settings.cases) - {op.name for op in target.ops}):
         names = ", ".join(unused[:6]) + ("..." if len(unused) > 6 else "")
         print(f"opgraph check: note: saved cases of ops not checked here: {names}", file=sys.stderr)
-    explore = None
-    if _exploring(args) or save_to is not None:
-        from opgraph.conformance.explore import Budget, require_hypothesis
-
-        require_hypothesis()
-        examples = args.explore_examples or (
-            TIMED_EXAMPLES if args.explore_time else DEFAULT_EXAMPLES
-        )
-        explore = Budget(examples, args.explore_time, save_to)
-    return dataclasses.replace(settings, cases=cases, explore=explore)
+    return settings
 
 
 def _check(args: argparse.Namespace, target: Any, json_path: Any, junit_path: Any) -> int:

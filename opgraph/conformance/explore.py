@@ -82,12 +82,14 @@ class Exploration:
         }
 
 
-def require_hypothesis() -> None:
-    """A ConfigError saying what to install when Hypothesis is missing."""
+def budget(examples: int, seconds: float | None = None, save_to: Path | None = None) -> Budget:
+    """A `Budget`, or a ConfigError saying what to install when Hypothesis is missing (before
+    any op runs, not at the first search)."""
     if importlib.util.find_spec("hypothesis") is None:
         raise ConfigError(
             "exploring needs Hypothesis, which is not installed: pip install 'opgraph[explore]'"
         )
+    return Budget(examples, seconds, save_to)
 
 
 class _OutOfTime(BaseException):

@@ -6,6 +6,7 @@ into ``xpass`` (which counts as a failure: the entry is stale and must go).
 
 from __future__ import annotations
 
+import functools
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -346,8 +347,7 @@ def explored(
             warnings.simplefilter("ignore", RuntimeWarning)
             on_call = None
             if coverage is not None:
-                plugin = op.provenance.plugin
-                on_call = lambda case: coverage.record(op.spec, case, plugin)  # noqa: E731
+                on_call = functools.partial(coverage.record, op.spec, plugin=op.provenance.plugin)
             exploration = explore_op(op, settings, budget, targets, rivals, on_call=on_call)
     except BaseException as exc:  # a plugin's examples or rule crashing mid-search, a hang
         if ends_run(exc) and not isinstance(exc, OpTimeout):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +124,14 @@ def saved_cases(
     from opgraph.conformance.cases import cases_by_op  # numpy: only when there are cases
 
     return {op: tuple(found) for op, found in cases_by_op(directories).items()}
+
+
+def with_cases(
+    settings: ConformanceSettings, directories: Iterable[Path], explore: Any = None
+) -> ConformanceSettings:
+    """``settings`` with the case files of ``directories`` after the cases it has, and the
+    search budget ``explore`` (``--cases``/``--save-cases``, ``conformance_suite(cases=...)``)."""
+    cases = dict(settings.cases)
+    for op, found in saved_cases(directories).items():
+        cases[op] = (*cases.get(op, ()), *found)
+    return replace(settings, cases=cases, explore=explore)

@@ -185,20 +185,6 @@ def attr_values(attr: Attr, shapes: Sequence[Shape]) -> st.SearchStrategy[tuple[
     return st.sampled_from(unique) if unique else None
 
 
-_ATTR_STRATEGIES: dict[tuple[int, tuple[Shape, ...]], Any] = {}
-_ATTRS_KEPT: dict[int, Attr] = {}
-
-
-def _cached_attr_values(attr: Attr, shapes: tuple[Shape, ...]) -> Any:
-    """`attr_values`, built once per attribute and input shapes (a default may be an
-    unhashable list, so attributes are keyed by identity and kept alive with their key)."""
-    key = (id(attr), shapes)
-    if key not in _ATTR_STRATEGIES:
-        _ATTRS_KEPT[id(attr)] = attr
-        _ATTR_STRATEGIES[key] = attr_values(attr, shapes)
-    return _ATTR_STRATEGIES[key]
-
-
 def _known(value: Any, among: list[Any]) -> bool:
     return any(type(value) is type(v) and repr(value) == repr(v) for v in among)
 
@@ -238,11 +224,15 @@ def _resized(draw: Any, spec: OpSpec, case: Case) -> tuple[tuple[Shape, ...], di
 def calls(spec: OpSpec, grid: Sequence[Case], dtypes: Sequence[str]) -> st.SearchStrategy[Case]:
     """Valid calls of ``spec``: drawn by its kind, or resized from its ``grid`` samples."""
     bases = [c for c in grid if not c.constants and not c.dropped]
-    return _calls(spec, tuple(bases), tuple(dtypes))
+    return _calls(spec, tuple(bases), tuple(dtypes), {})
 
 
 @st.composite
-def _calls(draw: Any, spec: OpSpec, grid: tuple[Case, ...], dtypes: tuple[str, ...]) -> Case:
+def _calls(
+    draw: Any, spec: OpSpec, grid: tuple[Case, ...], dtypes: tuple[str, ...], memo: dict
+) -> Case:
+    """``memo``: each attribute's strategy per input shapes, built once per search (building
+    a strategy is a large part of a draw's cost)."""
     n = draw(st.integers(1, _MAX_VARIADIC)) if spec.variadic else len(spec.inputs)
     routes = [s for s in [_kind_shapes(spec, n)] if s is not None]
     routes = [r.map(lambda shapes: (shapes, {}, None)) for r in routes]
@@ -251,7 +241,7 @@ def _calls(draw: Any, spec: OpSpec, grid: tuple[Case, ...], dtypes: tuple[str, .
         routes.append(base.flatmap(lambda c: _resized(spec, c).map(lambda s: (*s, c))))
     assume(routes)
     shapes, fixed, base = draw(st.one_of(routes))
-    attrs, typed = _draw_attrs(draw, spec, shapes, fixed)
+    attrs, typed = _draw_attrs(draw, spec, shapes, fixed, memo)
     verdict = rule_verdict(spec, shapes, attrs)
     assume(not isinstance(verdict, ShapeError))
     assume(not (typed and isinstance(verdict, Exception)))  # a value the op never claimed
@@ -276,14 +266,16 @@ def _calls(draw: Any, spec: OpSpec, grid: tuple[Case, ...], dtypes: tuple[str, .
 
 
 def _draw_attrs(
-    draw: Any, spec: OpSpec, shapes: tuple[Shape, ...], fixed: dict[str, Any]
+    draw: Any, spec: OpSpec, shapes: tuple[Shape, ...], fixed: dict[str, Any], memo: dict
 ) -> tuple[dict[str, Any], bool]:
     """Every attribute (a grid sample's own values kept a quarter of the time, else
     redrawn), and whether any value came from a type rather than the declaration."""
     attrs: dict[str, Any] = {}
     typed = False
-    for attr in spec.attrs:
-        values = _cached_attr_values(attr, shapes)
+    for k, attr in enumerate(spec.attrs):
+        if (k, shapes) not in memo:
+            memo[k, shapes] = attr_values(attr, shapes)
+        values = memo[k, shapes]
         keep = attr.name in fixed and (values is None or draw(st.integers(0, 3)) == 0)
         if keep:
             attrs[attr.name] = fixed[attr.name]
