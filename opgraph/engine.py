@@ -264,7 +264,11 @@ _NO_ATTRS: dict[str, Any] = {}  # shared by every node of an op without attribut
 
 
 class Node:
-    """One recorded op call: the backward context (``ctx``) its op's backward receives."""
+    """One recorded op call: the backward context (``ctx``) its op's backward receives.
+
+    Made by `record` (any call) or `record_single` (one output, no attributes or state): no
+    ``__init__``, so that making one costs as little as Python allows.
+    """
 
     __slots__ = (
         "__weakref__",  # lets tools and tests watch a graph die
@@ -279,53 +283,6 @@ class Node:
         "state",
     )
 
-    def __init__(
-        self,
-        op: Op,
-        inputs: tuple[Variable, ...],
-        attrs: dict[str, Any],
-        outputs: tuple[Variable, ...],
-        needs_input_grad: tuple[bool, ...],
-        *,
-        state: Any = None,
-    ) -> None:
-        self.op = op
-        self.ops = op.deps  # the ops its backward may use: its ``requires`` + the essential ops
-        self.inputs = inputs
-        self.attrs = attrs
-        self.state = state
-        self.needs_input_grad = needs_input_grad
-        self._number = next(_node_numbers)  # orders the backward pass (see _topological_order)
-        # weak: an output owns its creator, not the other way round (no reference cycles)
-        if len(outputs) == 1:  # the common case, without the loops below
-            (y,) = outputs
-            self._outputs = (weakref.ref(y),)
-            self._output_meta = None
-            y.creator = self
-            return
-        self._outputs = tuple([weakref.ref(y) for y in outputs])
-        # shapes/dtypes to zero-fill the gradient of an output dropped before backward
-        self._output_meta = tuple([(y.data.shape, y.data.dtype) for y in outputs])
-        for y in outputs:
-            y.creator = self
-
-    @classmethod
-    def _single(
-        cls, op: Op, inputs: tuple[Variable, ...], y: Variable, needs: tuple[bool, ...]
-    ) -> None:
-        """`Node` of a one-output call without attributes or state, made as cheaply as
-        Python allows (the op-call fast path)."""
-        node = cls.__new__(cls)
-        node.op = op
-        node.ops = op.deps
-        node.inputs = inputs
-        node.attrs = _NO_ATTRS
-        node.state = node._output_meta = None
-        node.needs_input_grad = needs
-        node._number = next(_node_numbers)
-        node._outputs = (weakref.ref(y),)
-        y.creator = node
-
     @property
     def outputs(self) -> tuple[Variable, ...]:
         """The outputs (None for one that was dropped before backward)."""
@@ -335,6 +292,46 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.op.name} inputs={[x.shape for x in self.inputs]}>"
+
+
+def record(
+    op: Op,
+    inputs: tuple[Variable, ...],
+    attrs: dict[str, Any],
+    outputs: tuple[Variable, ...],
+    needs_input_grad: tuple[bool, ...],
+    *,
+    state: Any = None,
+) -> Node:
+    """The `Node` of one op call, made the creator of each output."""
+    node = record_single(op, inputs, outputs[0], needs_input_grad)
+    node.attrs = attrs
+    node.state = state
+    if len(outputs) > 1:
+        node._outputs = tuple([weakref.ref(y) for y in outputs])
+        # shapes/dtypes to zero-fill the gradient of an output dropped before backward
+        node._output_meta = tuple([(y.data.shape, y.data.dtype) for y in outputs])
+        for y in outputs:
+            y.creator = node
+    return node
+
+
+def record_single(
+    op: Op, inputs: tuple[Variable, ...], y: Variable, needs_input_grad: tuple[bool, ...]
+) -> Node:
+    """The `Node` of a one-output call without attributes or state (the op-call fast path)."""
+    node = Node()
+    node.op = op
+    node.ops = op.deps  # the ops its backward may use: its ``requires`` + the essential ops
+    node.inputs = inputs
+    node.attrs = _NO_ATTRS
+    node.state = node._output_meta = None
+    node.needs_input_grad = needs_input_grad
+    node._number = next(_node_numbers)  # orders the backward pass (see _topological_order)
+    # weak: an output owns its creator, not the other way round (no reference cycles)
+    node._outputs = (weakref.ref(y),)
+    y.creator = node
+    return node
 
 
 _creation_number = operator.attrgetter("_number")
@@ -429,29 +426,25 @@ def _output_grads(
     return gys
 
 
-def _checked_grads(node: Node, gxs: Any) -> tuple[Any, ...]:
-    """The backward's result as a tuple, after checking count, type, shape and dtype."""
-    inputs = node.inputs
+def _as_tuple(node: Node, gxs: Any) -> tuple[Any, ...]:
+    """A backward's result as one gradient per input (a lone Variable or a list allowed)."""
     if type(gxs) is not tuple:
         gxs = tuple(gxs) if isinstance(gxs, list) else (gxs,)
-    if len(gxs) != len(inputs):
+    if len(gxs) != len(node.inputs):
         raise GradientError(
             f"backward of `{node.op.name}` ({node.op.origin}) returned {len(gxs)} gradient(s) "
-            f"for {len(inputs)} input(s); return exactly one per input (None for none)"
+            f"for {len(node.inputs)} input(s); return exactly one per input (None for none)"
         )
-    for k, x in enumerate(inputs):
-        gx = gxs[k]
-        if gx is None:
-            continue
-        if not isinstance(gx, Variable):
-            raise GradientError(
-                f"backward of `{node.op.name}` ({node.op.origin}) returned a "
-                f"{type(gx).__name__} for input {k}; return a Variable built with opgraph ops"
-            )
-        g, a = gx.data, x.data
-        if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
-            raise GradientError(_mismatch_message(node, k, g, a))
     return gxs
+
+
+def _refuse_non_variable(node: Node, k: int, gx: Any) -> None:
+    """A gradient that is not a Variable (a subclass is one) is the backward's bug."""
+    if not isinstance(gx, Variable):
+        raise GradientError(
+            f"backward of `{node.op.name}` ({node.op.origin}) returned a "
+            f"{type(gx).__name__} for input {k}; return a Variable built with opgraph ops"
+        )
 
 
 def _mismatch_message(node: Node, k: int, g: np.ndarray, a: np.ndarray) -> str:
@@ -482,40 +475,46 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     """Run every node's backward once, producers after consumers, summing fan-in gradients.
 
     Each node's backward (and the fan-in sums of its gradients) runs under the op set its op
-    was built in: the active op set switches only where that changes along the graph.
+    was built in: the active op set switches only where that changes along the graph. Every
+    gradient is checked against its input's shape and dtype before it goes anywhere.
     """
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
     current = _state.get(_default)
     for node in _topological_order(output.creator):
-        if node._output_meta is None and not retain_grad:  # one output, spelled out
-            gys: Sequence[Variable | None] | None = (pending.pop(id(node._outputs[0]()), None),)
-        else:
-            gys = _output_grads(node, pending, retain_grad)
-        if gys is None or gys[0] is None:  # no output received a gradient
+        single = node._output_meta is None and not retain_grad  # one output: spelled out
+        gys = None if single else _output_grads(node, pending, retain_grad) or (None,)
+        gy = pending.pop(id(node._outputs[0]()), None) if single else gys[0]
+        if gy is None:  # no output received a gradient
             continue
-        home = node.op.dispatch
+        op = node.op
+        home = op.dispatch
         if home is not current.ops and home is not None:
             current = _new_state((current.grad_enabled, current.training, home))
             _state.set(current)  # undone by the reset in `backward`
-        gxs = node.op.backward(node, *gys)
+        gxs = op.backward(node, gy) if gys is None else op.backward(node, *gys)
         inputs = node.inputs
-        if type(gxs) is Variable and len(inputs) == 1:  # one input: checked inline
-            g, a = gxs.data, inputs[0].data
-            if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
-                raise GradientError(_mismatch_message(node, 0, g, a))
+        if type(gxs) is Variable and len(inputs) == 1:  # the common one-input backward
             gxs = (gxs,)
-        else:
-            gxs = _checked_grads(node, gxs)
+        elif type(gxs) is not tuple or len(gxs) != len(inputs):
+            gxs = _as_tuple(node, gxs)
         needs = node.needs_input_grad
-        for k, x in enumerate(inputs):  # cheaper than zip(..., strict=...) in a hot loop
+        k, n = 0, len(inputs)
+        while k < n:  # a counter by hand: cheaper than zip, enumerate or range here
             gx = gxs[k]
-            if gx is None or not needs[k]:
-                continue
-            if x.creator is None:
-                x.grad = gx if x.grad is None else _add_grads(x.grad, gx)
-            else:
-                prev = pending.get(id(x))
-                pending[id(x)] = gx if prev is None else _add_grads(prev, gx)
+            if gx is not None:
+                if type(gx) is not Variable:
+                    _refuse_non_variable(node, k, gx)
+                x = inputs[k]
+                g, a = gx.data, x.data
+                if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
+                    raise GradientError(_mismatch_message(node, k, g, a))
+                if needs[k]:
+                    if x.creator is None:
+                        x.grad = gx if x.grad is None else _add_grads(x.grad, gx)
+                    else:
+                        prev = pending.get(id(x))
+                        pending[id(x)] = gx if prev is None else _add_grads(prev, gx)
+            k += 1
 
 
 def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable:

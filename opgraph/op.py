@@ -7,13 +7,14 @@ registry builds the op, so a call costs argument binding, one forward and one `N
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from opgraph import engine
 from opgraph.contract import OpSpec, Provenance
-from opgraph.engine import Node, Variable, _to_array
+from opgraph.engine import Variable, _to_array, record_single
 from opgraph.errors import OpArgumentError, ShapeError
 from opgraph.shapes import fmt_shapes
 
@@ -315,7 +316,7 @@ class Op:
                 self._refuse_integers(xs)
             for y in outputs:
                 y.requires_grad = True
-            Node(self, xs, attrs, outputs, needs, state=state)
+            engine.record(self, xs, attrs, outputs, needs, state=state)
 
     def _refuse_integers(self, xs: tuple) -> None:
         """The integer policy: an integer (or bool) Variable that requires a gradient may only
@@ -386,59 +387,125 @@ def _number_constant(value: Any, like: np.ndarray) -> Any:
     return constant
 
 
+_NO_INPUT = object()
+
+
+def _given(*args: Any) -> tuple:
+    """The positional arguments a fast path received (its parameters default to _NO_INPUT)."""
+    return tuple([a for a in args if a is not _NO_INPUT])
+
+
+_hooked = [False]
+"""True while `opgraph.trace` records: the fast calls then go through ``type(op).__call__``,
+which it swaps for its recording version."""
+
+
 class PlainOp(Op):
     """An op of one or two inputs and one output, without attributes, state or randomness.
 
-    Its calls with Variables skip binding, constant wrapping and the general output handling;
-    anything else (numbers, keywords, a first-seen shape, any error) takes the general path of
+    Its calls with Variables (and Python numbers) take `fast_call`, a function made for the op
+    that skips binding, constant wrapping and the general output handling; the engine's
+    dispatch table holds that function, so Variable operators reach it without a method call.
+    Anything else (keywords, a first-seen shape, any error) takes the general path of
     `Op.__call__`, which decides and reports exactly as for every op. ``OPGRAPH_FAST_PATH=0``
     builds every op as a plain `Op` (the conformance suite runs both ways in the tests)."""
 
-    __slots__ = ()
+    __slots__ = ("fast",)
+
+    def __init__(self, spec: OpSpec, provenance: Provenance) -> None:
+        super().__init__(spec, provenance)
+        self.fast = fast_call(self)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if kwargs or len(args) != self._n_inputs:
-            return Op.__call__(self, *args, **kwargs)
-        if len(args) == 1:
-            (x,) = args
-            if type(x) is not Variable or (x.data.shape,) not in self._accepted:
-                return Op.__call__(self, *args)
-            needs = (x.requires_grad,)
-            try:
-                result = self.forward(x.data)
-            except Exception:
-                return Op.__call__(self, *args)  # raises, annotated as on the general path
-        else:
-            x, z = args
-            if type(z) is not Variable and type(x) is Variable:
-                z = _number_constant(z, x.data)  # x * 0.5: the common constant, cached
-            elif type(x) is not Variable and type(z) is Variable:
-                x = _number_constant(x, z.data)
-            if (
-                type(x) is not Variable
-                or type(z) is not Variable
-                or (x.data.shape, z.data.shape) not in self._accepted
-            ):
-                return Op.__call__(self, *args)
-            args = (x, z)
-            needs = (x.requires_grad, z.requires_grad)
-            try:
-                result = self.forward(x.data, z.data)
-            except Exception:
-                return Op.__call__(self, *args)
+        return self.fast(*args, **kwargs)
+
+
+def fast_call(op: PlainOp) -> Callable[..., Any]:
+    """``op``'s fast path: a function taking any call, fast for its inputs given positionally.
+
+    Everything it reads is bound here once. It still consults the shape rule on every call
+    (the op's memo of accepted shapes, checked against the last accepted shapes first) and
+    records the same `Node` as the general path; it hands anything unusual to `Op.__call__`.
+    """
+
+    def general(*args: Any, **kwargs: Any) -> Any:
+        if _hooked[0]:
+            return type(op).__call__(op, *args, **kwargs)
+        return Op.__call__(op, *args, **kwargs)
+
+    return (_fast_unary if op._n_inputs == 1 else _fast_binary)(op, general)
+
+
+def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
+    forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
+    last: list[Any] = [None]  # the shapes of the last accepted call
+
+    def call(x: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
+        if type(x) is not Variable or more or kwargs or _hooked[0]:
+            return general(*_given(x), *more, **kwargs)
+        a = x.data
+        shape = a.shape
+        if shape != last[0]:
+            if (shape,) not in accepted:
+                return general(x)
+            last[0] = shape
+        try:
+            result = forward(a)
+        except Exception:
+            return general(x)  # raises, annotated as on the general path
         y = _new_variable(Variable)
         y.data = result if type(result) is np.ndarray else np.asarray(result)
         y.grad = y.name = y.creator = None
-        if True in needs and self._differentiable and _engine_state(engine._default).grad_enabled:
-            if self._float_only and (
-                args[0].data.dtype.kind in "biu" or args[-1].data.dtype.kind in "biu"
-            ):
-                self._refuse_integers(args)
+        if x.requires_grad and differentiable and _engine_state(engine._default).grad_enabled:
+            if op._float_only and a.dtype.kind in "biu":
+                op._refuse_integers((x,))
             y.requires_grad = True
-            Node._single(self, args, y, needs)
+            record_single(op, (x,), y, (True,))
         else:
             y.requires_grad = False
         return y
+
+    return call
+
+
+def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
+    forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
+    last: list[Any] = [None]  # the shapes of the last accepted call
+
+    def call(x0: Any = _NO_INPUT, z0: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
+        if more or kwargs or z0 is _NO_INPUT:
+            return general(*_given(x0, z0), *more, **kwargs)
+        x, z = x0, z0
+        if type(z) is not Variable and type(x) is Variable:
+            z = _number_constant(z, x.data)  # x * 0.5: the common constant, cached
+        elif type(x) is not Variable and type(z) is Variable:
+            x = _number_constant(x, z.data)
+        if type(x) is not Variable or type(z) is not Variable or _hooked[0]:
+            return general(x0, z0)
+        a, b = x.data, z.data
+        shapes = (a.shape, b.shape)
+        if shapes != last[0]:
+            if shapes not in accepted:
+                return general(x0, z0)
+            last[0] = shapes
+        try:
+            result = forward(a, b)
+        except Exception:
+            return general(x0, z0)
+        y = _new_variable(Variable)
+        y.data = result if type(result) is np.ndarray else np.asarray(result)
+        y.grad = y.name = y.creator = None
+        needs = (x.requires_grad, z.requires_grad)
+        if True in needs and differentiable and _engine_state(engine._default).grad_enabled:
+            if op._float_only and (a.dtype.kind in "biu" or b.dtype.kind in "biu"):
+                op._refuse_integers((x, z))
+            y.requires_grad = True
+            record_single(op, (x, z), y, needs)
+        else:
+            y.requires_grad = False
+        return y
+
+    return call
 
 
 def make_op(spec: OpSpec, provenance: Provenance) -> Op:

@@ -477,21 +477,28 @@ def build_opset(providers: Mapping[str, list[Op]], choice: OpChoice | None = Non
     }
     unavailable.update((name, skipped[op]) for name, op in targets.items() if op in skipped)
 
-    def table(names: Mapping[str, str], label: str, **extra: Any) -> OpSet:
-        """The op set of ``names`` (shown name -> op name), contested names raising."""
+    def table(names: Mapping[str, str], label: str, fast: bool = False, **extra: Any) -> OpSet:
+        """The op set of ``names`` (shown name -> op name), contested names raising; with
+        ``fast``, each op's fast path where it has one (`PlainOp.fast`)."""
         return OpSet(
-            {n: chosen[op] for n, op in names.items() if op in chosen},
+            {
+                n: getattr(chosen[op], "fast", chosen[op]) if fast else chosen[op]
+                for n, op in names.items()
+                if op in chosen
+            },
             label,
             contested={n: conflict_messages[op] for n, op in names.items() if op in conflicts},
             **extra,
         )
 
-    dispatch = table({n: n for n in ESSENTIAL}, f"the essential ops of {choice.label}")
+    # the engine's dispatch table: Variable operators call these positionally
+    dispatch = table({n: n for n in ESSENTIAL}, f"the essential ops of {choice.label}", fast=True)
     for op in chosen.values():
         op.deps = table(
             {n: n for n in (*ESSENTIAL, *op.spec.requires)},
             f"ctx.ops of {op.name!r} (only its requires= and the essential ops: "
             "declare every op its backward uses in requires=)",
+            fast=True,
         )
         op.dispatch = dispatch
     return table(

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from opgraph import engine
+from opgraph import op as op_module
 from opgraph.engine import Variable
 from opgraph.errors import OpgraphError
 from opgraph.op import Op, PlainOp, as_inputs
@@ -781,6 +782,7 @@ def _install(on: bool) -> None:
         if _active == (1 if on else 0):
             for owner, name, value in _SWAPS if on else _ORIGINALS:
                 setattr(owner, name, value)
+            op_module._hooked[0] = on  # the ops' fast paths then call the swapped __call__
 
 
 def _numpy_random_state() -> Any:

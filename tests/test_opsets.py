@@ -246,7 +246,7 @@ def test_use_opset_and_no_grad_are_per_asyncio_task(counting_mul):
     async def in_config() -> str:
         with opgraph.use_opset(ops), opgraph.no_grad():
             await asyncio.sleep(0.01)
-            return engine.active_ops().mul.provenance.plugin
+            return engine.active_ops().mul is ops.mul.fast and ops.mul.provenance.plugin
 
     async def default_meanwhile() -> bool:
         await asyncio.sleep(0.005)
