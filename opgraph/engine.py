@@ -189,7 +189,16 @@ class Variable:
         ``retain_grad`` keeps the gradients of intermediate variables too; ``create_graph``
         records the backward pass so gradients can be differentiated again.
         """
-        backward(self, retain_grad, create_graph)
+        seed = Variable._wrap(_ones_like(self.data))
+        if self.creator is None:
+            _accumulate(self, seed)
+            return
+        outer = _state.get(_default)
+        token = _state.set(_new_state((create_graph, outer.training, outer.ops)))
+        try:
+            _sweep(self, seed, retain_grad)
+        finally:
+            _state.reset(token)  # exactly what this thread had, whatever the backwards did
 
     # --- operators and methods: all dispatch to ops ---
     def __add__(self, other: Any) -> Variable:
@@ -344,6 +353,11 @@ def _topological_order(root: Node) -> list[Node]:
     decreasing numbers is a valid order. One depth-first collection, then one sort (in C, and
     nearly free: the collection meets a chain's nodes already in decreasing order).
     """
+    for x in root.inputs:
+        if x.creator is not None:
+            break
+    else:  # a one-op graph (``sin(x).backward()``): nothing to search
+        return [root]
     found = {id(root): root}
     stack = [root]
     while stack:
@@ -352,8 +366,6 @@ def _topological_order(root: Node) -> list[Node]:
             if creator is not None and id(creator) not in found:
                 found[id(creator)] = creator
                 stack.append(creator)
-    if len(found) == 1:  # a one-op graph: nothing to sort
-        return [root]
     return sorted(found.values(), key=_creation_number, reverse=True)
 
 
@@ -455,20 +467,6 @@ def _mismatch_message(node: Node, k: int, g: np.ndarray, a: np.ndarray) -> str:
         f"{where} returned a {g.dtype} gradient for {a.dtype} input {k}; "
         "cast it (e.g. opgraph.unbroadcast)"
     )
-
-
-def backward(output: Variable, retain_grad: bool = False, create_graph: bool = False) -> None:
-    """Reverse-mode sweep from ``output``; see `Variable.backward`."""
-    seed = Variable._wrap(_ones_like(output.data))
-    if output.creator is None:
-        _accumulate(output, seed)
-        return
-    outer = _state.get(_default)
-    token = _state.set(_new_state((create_graph, outer.training, outer.ops)))
-    try:
-        _sweep(output, seed, retain_grad)
-    finally:
-        _state.reset(token)  # exactly what this thread had, whatever the backwards did
 
 
 def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:

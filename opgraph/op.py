@@ -366,13 +366,19 @@ _numbers: dict[tuple, Variable] = {}
 _NUMBERS_KEPT = 256
 
 
-def _number_constant(value: Any, like: np.ndarray) -> Any:
-    """The constant Variable of a Python number next to a float array, as `as_inputs` would
-    make it (the array's dtype), shared and read-only; anything else is returned unchanged
-    for the general path."""
+def _with_constant(x: Any, z: Any) -> tuple[Variable, Variable] | None:
+    """``(x, z)`` with the Python number beside a float Variable made the constant Variable
+    `as_inputs` would make (the array's dtype), shared and read-only; None for any other
+    pair (the general path decides)."""
+    if type(x) is Variable:
+        value, like = z, x.data
+    elif type(z) is Variable:
+        value, like = x, z.data
+    else:
+        return None
     kind = type(value)
     if (kind is not float and kind is not int) or not value or like.dtype.kind not in "fc":
-        return value  # zeros too: 0.0 == -0.0 as keys, but x * -0.0 keeps the sign
+        return None  # zeros too: 0.0 == -0.0 as keys, but x * -0.0 keeps the sign
     key = (kind, value, like.dtype)
     constant = _numbers.get(key)
     if constant is None:
@@ -381,10 +387,10 @@ def _number_constant(value: Any, like: np.ndarray) -> Any:
         try:
             data = np.asarray(value, like.dtype)
         except OverflowError:  # an int too large for the dtype: the general path says so
-            return value
+            return None
         data.flags.writeable = False
         constant = _numbers[key] = _wrap(data)
-    return constant
+    return (x, constant) if value is z else (constant, z)
 
 
 _NO_INPUT = object()
@@ -441,7 +447,7 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     last: list[Any] = [None]  # the shapes of the last accepted call
 
     def call(x: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
-        if type(x) is not Variable or more or kwargs or _hooked[0]:
+        if more or kwargs or type(x) is not Variable or _hooked[0]:
             return general(*_given(x), *more, **kwargs)
         a = x.data
         shape = a.shape
@@ -472,35 +478,36 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
     last: list[Any] = [None]  # the shapes of the last accepted call
 
-    def call(x0: Any = _NO_INPUT, z0: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
-        if more or kwargs or z0 is _NO_INPUT:
-            return general(*_given(x0, z0), *more, **kwargs)
-        x, z = x0, z0
-        if type(z) is not Variable and type(x) is Variable:
-            z = _number_constant(z, x.data)  # x * 0.5: the common constant, cached
-        elif type(x) is not Variable and type(z) is Variable:
-            x = _number_constant(x, z.data)
-        if type(x) is not Variable or type(z) is not Variable or _hooked[0]:
-            return general(x0, z0)
+    def call(x: Any = _NO_INPUT, z: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
+        if more or kwargs or z is _NO_INPUT or _hooked[0]:
+            return general(*_given(x, z), *more, **kwargs)
+        if type(x) is not Variable or type(z) is not Variable:
+            pair = _with_constant(x, z)  # x * 0.5: the common constant, cached
+            if pair is None:
+                return general(x, z)
+            x, z = pair
         a, b = x.data, z.data
         shapes = (a.shape, b.shape)
         if shapes != last[0]:
             if shapes not in accepted:
-                return general(x0, z0)
+                return general(x, z)
             last[0] = shapes
         try:
             result = forward(a, b)
         except Exception:
-            return general(x0, z0)
+            return general(x, z)
         y = _new_variable(Variable)
         y.data = result if type(result) is np.ndarray else np.asarray(result)
         y.grad = y.name = y.creator = None
-        needs = (x.requires_grad, z.requires_grad)
-        if True in needs and differentiable and _engine_state(engine._default).grad_enabled:
+        if (
+            (x.requires_grad or z.requires_grad)
+            and differentiable
+            and _engine_state(engine._default).grad_enabled
+        ):
             if op._float_only and (a.dtype.kind in "biu" or b.dtype.kind in "biu"):
                 op._refuse_integers((x, z))
             y.requires_grad = True
-            record_single(op, (x, z), y, needs)
+            record_single(op, (x, z), y, (x.requires_grad, z.requires_grad))
         else:
             y.requires_grad = False
         return y
