@@ -74,30 +74,24 @@ PRELUDE = 'opgraph() { "$PY" -m opgraph "$@"; }\npython() { "$PY" "$@"; }\nset -
 
 
 def run_bash(code: str, workdir: Path) -> None:
-    """The block's commands; independent ones (no ``cd`` in the block) run side by side."""
+    """The block's commands, one after another in one shell: a line may use what an earlier
+    one made (``opgraph new-plugin`` then ``opgraph check --module`` on its package)."""
     commands = [
         line
         for line in code.splitlines()
         if line.strip() and not any(skipped in line for skipped in SKIPPED_COMMANDS)
     ]
-    scripts = ["\n".join(commands)] if any(c.startswith("cd ") for c in commands) else commands
-    running = [
-        (
-            script,
-            subprocess.Popen(
-                ["bash", "-c", PRELUDE + script],
-                cwd=workdir,
-                env={**os.environ, "PY": sys.executable},
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-        )
-        for script in scripts
-    ]
-    for script, process in running:
-        out, err = process.communicate(timeout=300)
-        assert process.returncode == 0, (script, out[-3000:], err[-3000:])
+    script = "\n".join(commands)
+    done = subprocess.run(
+        ["bash", "-c", PRELUDE + script],
+        cwd=workdir,
+        env={**os.environ, "PY": sys.executable},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, (script, done.stdout[-3000:], done.stderr[-3000:])
 
 
 @pytest.mark.usefixtures("isolated_imports")
