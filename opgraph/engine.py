@@ -488,7 +488,7 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
         home = op.dispatch
         if home is not current.ops and home is not None:
             current = _new_state((current.grad_enabled, current.training, home))
-            _state.set(current)  # undone by the reset in `backward`
+            _state.set(current)  # undone by the reset in `Variable.backward`
         gxs = op.backward(node, gy) if gys is None else op.backward(node, *gys)
         inputs = node.inputs
         if type(gxs) is Variable and len(inputs) == 1:  # the common one-input backward

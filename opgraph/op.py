@@ -401,7 +401,7 @@ def _given(*args: Any) -> tuple:
     return tuple([a for a in args if a is not _NO_INPUT])
 
 
-_hooked = [False]
+_hooked = False
 """True while `opgraph.trace` records: the fast calls then go through ``type(op).__call__``,
 which it swaps for its recording version."""
 
@@ -435,7 +435,7 @@ def fast_call(op: PlainOp) -> Callable[..., Any]:
     """
 
     def general(*args: Any, **kwargs: Any) -> Any:
-        if _hooked[0]:
+        if _hooked:
             return type(op).__call__(op, *args, **kwargs)
         return Op.__call__(op, *args, **kwargs)
 
@@ -447,7 +447,7 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     last: list[Any] = [None]  # the shapes of the last accepted call
 
     def call(x: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
-        if more or kwargs or type(x) is not Variable or _hooked[0]:
+        if more or kwargs or type(x) is not Variable or _hooked:
             return general(*_given(x), *more, **kwargs)
         a = x.data
         shape = a.shape
@@ -479,7 +479,7 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
     last: list[Any] = [None]  # the shapes of the last accepted call
 
     def call(x: Any = _NO_INPUT, z: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
-        if more or kwargs or z is _NO_INPUT or _hooked[0]:
+        if more or kwargs or z is _NO_INPUT or _hooked:
             return general(*_given(x, z), *more, **kwargs)
         if type(x) is not Variable or type(z) is not Variable:
             pair = _with_constant(x, z)  # x * 0.5: the common constant, cached

@@ -782,7 +782,7 @@ def _install(on: bool) -> None:
         if _active == (1 if on else 0):
             for owner, name, value in _SWAPS if on else _ORIGINALS:
                 setattr(owner, name, value)
-            op_module._hooked[0] = on  # the ops' fast paths then call the swapped __call__
+            op_module._hooked = on  # the ops' fast paths then call the swapped __call__
 
 
 def _numpy_random_state() -> Any:

@@ -10,15 +10,8 @@ from opgraph import OpSpec
 from opgraph.shapes import broadcast
 
 
-def pair_spec(**kw: Any) -> OpSpec:
-    """A broadcasting binary op without a backward (samples and coverage only)."""
-    return OpSpec(
-        "pair",
-        np.add,
-        lambda a, b: broadcast("pair", a, b),
-        None,
-        inputs=("a", "b"),
-        nondiff=("a", "b"),
-        kind="broadcast",
-        **kw,
-    )
+def pair_spec(name: str = "pair", **kw: Any) -> OpSpec:
+    """A broadcasting binary op without a backward (samples and coverage only); ``kw``
+    overrides or adds OpSpec fields (``kind``, ``sample_inputs`` ...)."""
+    fields = {"inputs": ("a", "b"), "nondiff": ("a", "b"), "kind": "broadcast", **kw}
+    return OpSpec(name, np.add, lambda a, b: broadcast(name, a, b), None, **fields)

@@ -126,17 +126,7 @@ def test_variants_with_constant_inputs_numbers_and_unused_outputs():
     def samples(rng, dtype):
         yield Sample((np.ones((3, 4), dtype), np.ones(4, dtype)))
 
-    custom = OpSpec(
-        "shift",
-        np.add,
-        lambda x, b: broadcast("shift", x, b),
-        None,
-        inputs=("x", "b"),
-        nondiff=("x", "b"),
-        kind="custom",
-        sample_inputs=samples,
-        dtypes=("float64",),
-    )
+    custom = pair_spec("shift", kind="custom", sample_inputs=samples, dtypes=("float64",))
     shifted = [c for c in generate_cases(custom, 0) if c.numbers]
     assert {c.constants for c in shifted} == {(0,), (1,)}  # cut to one value: the rule takes it
     assert all(c.values[c.constants[0]].ndim == 0 for c in shifted)

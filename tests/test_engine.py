@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import opgraph
-from opgraph import Variable, no_grad
+from opgraph import Variable, engine, no_grad
 
 ops = opgraph.ops
 
@@ -373,6 +373,27 @@ def test_fast_path_ops_are_plain_ops_and_the_switch_builds_general_ones(monkeypa
     assert type(opgraph.ops.sin) is PlainOp and type(opgraph.ops.sum) is Op
     monkeypatch.setenv("OPGRAPH_FAST_PATH", "0")
     assert type(make_op(opgraph.ops.sin.spec, opgraph.ops.sin.provenance)) is Op
+
+
+def test_the_fast_functions_in_dispatch_tables_take_every_call_the_op_takes():
+    """Variable operators and ``ctx.ops`` reach a plain op through its fast function: keywords,
+    numbers, missing or extra arguments behave (and fail) exactly as calling the op."""
+    from opgraph.op import Op
+
+    mul, sin = engine.active_ops().mul, opgraph.ops.sin
+    assert mul is opgraph.ops.mul.fast and sin.deps.sin_grad is opgraph.ops.sin_grad.fast
+    x, w = Variable(np.array([1.0, 2.0])), Variable(np.array([3.0, 4.0]))
+    assert mul(x0=x, x1=w).data.tolist() == [3.0, 8.0]
+    assert mul(x, x1=w).data.tolist() == [3.0, 8.0]
+    assert mul(2.0, w).data.tolist() == [6.0, 8.0]
+    assert mul(x, w).creator.op is opgraph.ops.mul
+    op = opgraph.ops.mul
+    for args, kwargs in [((x,), {}), ((), {}), ((x, w, x), {}), ((x,), {"y": w})]:
+        with pytest.raises(opgraph.OpArgumentError) as fast:
+            mul(*args, **kwargs)
+        with pytest.raises(opgraph.OpArgumentError) as general:
+            Op.__call__(op, *args, **kwargs)
+        assert str(fast.value) == str(general.value) and "mul()" in str(fast.value)
 
 
 def test_a_frozen_variable_gets_no_gradient_and_no_graph():
