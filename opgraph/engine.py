@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import itertools
 import operator
 import weakref
@@ -268,29 +269,30 @@ class Variable:
         return _state.get(_default).ops.astype(self, dtype)
 
 
-_node_numbers = itertools.count()
 _NO_ATTRS: dict[str, Any] = {}  # shared by every node of an op without attributes: never mutated
 
 
 class Node:
     """One recorded op call: the backward context (``ctx``) its op's backward receives.
 
-    Made by `record` (any call) or `record_single` (one output, no attributes or state): no
-    ``__init__``, so that making one costs as little as Python allows.
+    Made by `record_single` (one output, no attributes or state: the op-call fast path) or
+    `record` (any call, a `RichNode`); no ``__init__``, and what a fast-path node never has
+    (attributes, state, several outputs) is a class-level default, so that making one costs
+    as little as Python allows.
     """
 
     __slots__ = (
         "__weakref__",  # lets tools and tests watch a graph die
         "_number",
-        "_output_meta",
         "_outputs",
-        "attrs",
         "inputs",
         "needs_input_grad",
         "op",
         "ops",
-        "state",
     )
+    attrs: dict[str, Any] = _NO_ATTRS
+    state: Any = None
+    _output_meta: tuple | None = None  # (shape, dtype) per output when there are several
 
     @property
     def outputs(self) -> tuple[Variable, ...]:
@@ -303,6 +305,12 @@ class Node:
         return f"<Node {self.op.name} inputs={[x.shape for x in self.inputs]}>"
 
 
+class RichNode(Node):
+    """A `Node` with attributes, saved state or several outputs."""
+
+    __slots__ = ("_output_meta", "attrs", "state")
+
+
 def record(
     op: Op,
     inputs: tuple[Variable, ...],
@@ -313,11 +321,12 @@ def record(
     state: Any = None,
 ) -> Node:
     """The `Node` of one op call, made the creator of each output."""
-    node = record_single(op, inputs, outputs[0], needs_input_grad)
+    node = record_single(op, inputs, outputs[0], needs_input_grad, RichNode)
     node.attrs = attrs
     node.state = state
+    node._output_meta = None
     if len(outputs) > 1:
-        node._outputs = tuple([weakref.ref(y) for y in outputs])
+        node._outputs = tuple([_weak(y) for y in outputs])
         # shapes/dtypes to zero-fill the gradient of an output dropped before backward
         node._output_meta = tuple([(y.data.shape, y.data.dtype) for y in outputs])
         for y in outputs:
@@ -325,48 +334,28 @@ def record(
     return node
 
 
+_next_number = itertools.count().__next__
+_weak = weakref.ref
+
+
 def record_single(
-    op: Op, inputs: tuple[Variable, ...], y: Variable, needs_input_grad: tuple[bool, ...]
+    op: Op,
+    inputs: tuple[Variable, ...],
+    y: Variable,
+    needs_input_grad: tuple[bool, ...],
+    kind: type[Node] = Node,
 ) -> Node:
     """The `Node` of a one-output call without attributes or state (the op-call fast path)."""
-    node = Node()
+    node = kind()
     node.op = op
     node.ops = op.deps  # the ops its backward may use: its ``requires`` + the essential ops
     node.inputs = inputs
-    node.attrs = _NO_ATTRS
-    node.state = node._output_meta = None
     node.needs_input_grad = needs_input_grad
-    node._number = next(_node_numbers)  # orders the backward pass (see _topological_order)
+    node._number = _next_number()  # orders the backward pass (see _sweep)
     # weak: an output owns its creator, not the other way round (no reference cycles)
-    node._outputs = (weakref.ref(y),)
+    node._outputs = (_weak(y),)
     y.creator = node
     return node
-
-
-_creation_number = operator.attrgetter("_number")
-
-
-def _topological_order(root: Node) -> list[Node]:
-    """Every node reachable from ``root``, each before the nodes that produced its inputs.
-
-    A node is numbered when it is created, and its inputs' creators were created before it:
-    decreasing numbers is a valid order. One depth-first collection, then one sort (in C, and
-    nearly free: the collection meets a chain's nodes already in decreasing order).
-    """
-    for x in root.inputs:
-        if x.creator is not None:
-            break
-    else:  # a one-op graph (``sin(x).backward()``): nothing to search
-        return [root]
-    found = {id(root): root}
-    stack = [root]
-    while stack:
-        for x in stack.pop().inputs:
-            creator = x.creator
-            if creator is not None and id(creator) not in found:
-                found[id(creator)] = creator
-                stack.append(creator)
-    return sorted(found.values(), key=_creation_number, reverse=True)
 
 
 def _accumulate(var: Variable, g: Variable) -> None:
@@ -400,7 +389,7 @@ def derive(fn: Callable[..., Any], *inputs: Any) -> np.ndarray:
 
 def _readonly_view(a: np.ndarray) -> np.ndarray:
     view = a.view()
-    view.setflags(write=False)  # cheaper than assigning view.flags.writeable
+    view.setflags(False)  # write=False, passed by position: half the cost of the keyword
     return view
 
 
@@ -450,13 +439,23 @@ def _as_tuple(node: Node, gxs: Any) -> tuple[Any, ...]:
     return gxs
 
 
-def _refuse_non_variable(node: Node, k: int, gx: Any) -> None:
-    """A gradient that is not a Variable (a subclass is one) is the backward's bug."""
+def _data_of(node: Node, k: int, gx: Any) -> np.ndarray:
+    """The array of a gradient that is not exactly a Variable: a subclass is one; anything
+    else is the backward's bug."""
     if not isinstance(gx, Variable):
         raise GradientError(
             f"backward of `{node.op.name}` ({node.op.origin}) returned a "
             f"{type(gx).__name__} for input {k}; return a Variable built with opgraph ops"
         )
+    return gx.data
+
+
+def _switch(current: State, ops: Any) -> State:
+    """This thread's state with ``ops`` active (a backward built in another op set); the
+    reset in `Variable.backward` undoes it."""
+    current = _new_state((current.grad_enabled, current.training, ops))
+    _state.set(current)
+    return current
 
 
 def _mismatch_message(node: Node, k: int, g: np.ndarray, a: np.ndarray) -> str:
@@ -472,47 +471,71 @@ def _mismatch_message(node: Node, k: int, g: np.ndarray, a: np.ndarray) -> str:
 def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     """Run every node's backward once, producers after consumers, summing fan-in gradients.
 
+    Nodes are numbered when created, after the nodes that produced their inputs, so the node
+    with the highest number among those owed a gradient has no consumer left to wait for: the
+    sweep runs it next. A node joins when its first gradient arrives (no search of the graph
+    beforehand); in a chain that is always the one node held in ``after``, so the heap of
+    numbers is used only where the graph branches.
+
     Each node's backward (and the fan-in sums of its gradients) runs under the op set its op
     was built in: the active op set switches only where that changes along the graph. Every
     gradient is checked against its input's shape and dtype before it goes anywhere.
     """
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
     current = _state.get(_default)
-    for node in _topological_order(output.creator):
-        single = node._output_meta is None and not retain_grad  # one output: spelled out
-        gys = None if single else _output_grads(node, pending, retain_grad) or (None,)
-        gy = pending.pop(id(node._outputs[0]()), None) if single else gys[0]
-        if gy is None:  # no output received a gradient
-            continue
-        op = node.op
-        home = op.dispatch
-        if home is not current.ops and home is not None:
-            current = _new_state((current.grad_enabled, current.training, home))
-            _state.set(current)  # undone by the reset in `Variable.backward`
-        gxs = op.backward(node, gy) if gys is None else op.backward(node, *gys)
-        inputs = node.inputs
-        if type(gxs) is Variable and len(inputs) == 1:  # the common one-input backward
-            gxs = (gxs,)
-        elif type(gxs) is not tuple or len(gxs) != len(inputs):
-            gxs = _as_tuple(node, gxs)
-        needs = node.needs_input_grad
-        k, n = 0, len(inputs)
-        while k < n:  # a counter by hand: cheaper than zip, enumerate or range here
-            gx = gxs[k]
-            if gx is not None:
-                if type(gx) is not Variable:
-                    _refuse_non_variable(node, k, gx)
-                x = inputs[k]
-                g, a = gx.data, x.data
-                if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
-                    raise GradientError(_mismatch_message(node, k, g, a))
-                if needs[k]:
-                    if x.creator is None:
-                        x.grad = gx if x.grad is None else _add_grads(x.grad, gx)
-                    else:
-                        prev = pending.get(id(x))
-                        pending[id(x)] = gx if prev is None else _add_grads(prev, gx)
-            k += 1
+    node: Node | None = output.creator
+    after: Node | None = None  # the next node, while the graph is a chain
+    waiting: dict[int, Node] = {}  # the other nodes owed a gradient, by number
+    heap: list[int] = []  # their numbers, negated
+    spelled_out = not retain_grad  # one output and nothing retained: no lists
+    while node is not None:
+        single = spelled_out and node._output_meta is None
+        gys = None if single else _output_grads(node, pending, retain_grad)
+        gy = pending.pop(id(node._outputs[0]()), None) if single else gys and gys[0]
+        if gy is not None:  # else no output received a gradient
+            op = node.op
+            home = op.dispatch
+            current = current if home is current.ops or home is None else _switch(current, home)
+            gxs = op.backward(node, gy) if gys is None else op.backward(node, *gys)
+            inputs = node.inputs
+            if type(gxs) is not tuple or len(gxs) != len(inputs):  # a lone Variable: common
+                gxs = (gxs,) if type(gxs) is Variable and len(inputs) == 1 else _as_tuple(node, gxs)
+            needs = node.needs_input_grad
+            k, n = 0, len(inputs)
+            while k < n:  # a counter by hand: cheaper than zip, enumerate or range here
+                gx = gxs[k]
+                if gx is not None:
+                    g = gx.data if type(gx) is Variable else _data_of(node, k, gx)
+                    x = inputs[k]
+                    a = x.data
+                    if g.shape != a.shape or (g.dtype is not a.dtype and g.dtype != a.dtype):
+                        raise GradientError(_mismatch_message(node, k, g, a))
+                    if needs[k]:
+                        producer = x.creator
+                        if producer is None:
+                            x.grad = gx if x.grad is None else _add_grads(x.grad, gx)
+                        elif (prev := pending.get(id(x))) is not None:
+                            pending[id(x)] = _add_grads(prev, gx)
+                        else:  # the first gradient for x: its producer is owed one now
+                            pending[id(x)] = gx
+                            chain = after is None and not heap
+                            after = producer if chain else _queue(producer, after, waiting, heap)
+                k += 1
+        if heap and (after is None or -heap[0] > after._number):
+            node = waiting.pop(-heapq.heappop(heap))
+        else:
+            node, after = after, None
+
+
+def _queue(
+    node: Node, after: Node | None, waiting: dict[int, Node], heap: list[int]
+) -> Node | None:
+    """Queue ``node``, now owed a gradient, beside ``after`` (the sweep's next node, unless
+    ``node`` is it or is queued already); returns ``after``."""
+    if node is not after and node._number not in waiting:
+        waiting[node._number] = node
+        heapq.heappush(heap, -node._number)
+    return after
 
 
 def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable:
@@ -525,14 +548,17 @@ def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable
     ``fresh=True`` says ``g`` was just computed by this backward (``gy * x1``), so it is
     returned as it is.
     """
-    out, target = g, like.data
-    if g.data.shape != target.shape:
+    a, target = g.data, like.data
+    if a.shape == target.shape and (a.dtype is target.dtype or a.dtype == target.dtype):
+        if fresh:  # nothing to do: the common case, decided first
+            return g
+        state = _state.get(_default)
+        if state.grad_enabled:  # a recorded backward (create_graph): the view stays in the graph
+            return state.ops.reshape(g, a.shape)
+        return Variable._wrap(_readonly_view(a))
+    out = g
+    if a.shape != target.shape:
         out = _state.get(_default).ops.sum_to(out, target.shape)
     if out.data.dtype != target.dtype:
         out = _state.get(_default).ops.astype(out, target.dtype)
-    if out is not g or fresh:
-        return out
-    state = _state.get(_default)
-    if state.grad_enabled:  # a recorded backward (create_graph): the view stays in the graph
-        return state.ops.reshape(g, g.data.shape)
-    return Variable._wrap(_readonly_view(g.data))
+    return out
