@@ -27,6 +27,8 @@ Shape = tuple[int, ...]
 
 
 def _int(value: Any) -> int:
+    if type(value) is int:  # the common case, before the (slow) abstract-class check
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"expected an int, got {type(value).__name__}")
     return int(value)
@@ -37,7 +39,7 @@ def axis(value: Any) -> int | tuple[int, ...] | None:
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
-        return tuple(_int(v) for v in value)
+        return tuple([_int(v) for v in value])
     return _int(value)
 
 
@@ -46,12 +48,12 @@ def _axes_value(value: Any) -> tuple[int, ...] | None:
         return None
     if not isinstance(value, (list, tuple)):
         raise TypeError(f"expected a tuple of ints, got {type(value).__name__}")
-    return tuple(_int(v) for v in value)
+    return tuple([_int(v) for v in value])
 
 
 def _shape_value(value: Any) -> tuple[int, ...]:
     if isinstance(value, (list, tuple)):
-        return tuple(_int(v) for v in value)
+        return tuple([_int(v) for v in value])
     return (_int(value),)
 
 
@@ -269,7 +271,7 @@ class BroadcastTarget(TargetShape):
 
     def __call__(self, value: Any) -> tuple[int, ...]:
         target = _shape_value(value)
-        if any(d < 0 for d in target):
+        if target and min(target) < 0:
             raise ValueError(f"negative size in {target}")
         return target
 

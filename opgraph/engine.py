@@ -297,9 +297,10 @@ class Node:
     @property
     def outputs(self) -> tuple[Variable, ...]:
         """The outputs (None for one that was dropped before backward)."""
-        if self._output_meta is None:  # one output: no loop
-            return (self._outputs[0](),)
-        return tuple([r() for r in self._outputs])
+        outputs = self._outputs
+        if len(outputs) == 1:  # no loop
+            return (outputs[0](),)
+        return tuple([r() for r in outputs])
 
     def __repr__(self) -> str:
         return f"<Node {self.op.name} inputs={[x.shape for x in self.inputs]}>"

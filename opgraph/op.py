@@ -217,8 +217,9 @@ class Op:
         names = self._positional_attrs
         if names is None or not n <= len(args) <= n + len(names):
             return None
-        if any(v is None for v in args[:n]):  # reported by the general binding
-            return None
+        for v in args[:n]:  # a loop: a generator costs more than the rest of the binding
+            if v is None:  # reported by the general binding
+                return None
         defaults = self._defaults
         attrs = dict(defaults)
         for name, value in zip(names, args[n:], strict=False):
@@ -362,7 +363,7 @@ class Op:
 
 
 _new_variable = Variable.__new__
-_numbers: dict[tuple, Variable] = {}
+_numbers: dict[np.dtype, dict[int | float, Variable]] = {}  # per float dtype: its constants
 _NUMBERS_KEPT = 256
 
 
@@ -377,20 +378,30 @@ def _with_constant(x: Any, z: Any) -> tuple[Variable, Variable] | None:
     else:
         return None
     kind = type(value)
-    if (kind is not float and kind is not int) or not value or like.dtype.kind not in "fc":
+    if (kind is not float and kind is not int) or not value:
         return None  # zeros too: 0.0 == -0.0 as keys, but x * -0.0 keeps the sign
-    key = (kind, value, like.dtype)
-    constant = _numbers.get(key)
-    if constant is None:
-        if len(_numbers) >= _NUMBERS_KEPT:  # bounded: a loop over many numbers
-            _numbers.clear()
-        try:
-            data = np.asarray(value, like.dtype)
-        except OverflowError:  # an int too large for the dtype: the general path says so
-            return None
-        data.flags.writeable = False
-        constant = _numbers[key] = _wrap(data)
+    constants = _numbers.get(like.dtype)
+    constant = None if constants is None else constants.get(value)
+    if constant is None and (constant := _new_constant(value, like.dtype)) is None:
+        return None
     return (x, constant) if value is z else (constant, z)
+
+
+def _new_constant(value: float, dtype: np.dtype) -> Variable | None:
+    """The shared constant of ``value`` in a float or complex ``dtype`` (an int equal to a float
+    gives the same array); None where numpy's promotion may differ or the value overflows."""
+    if dtype.kind not in "fc":
+        return None
+    constants = _numbers.setdefault(dtype, {})
+    if len(constants) >= _NUMBERS_KEPT:  # bounded: a loop over many numbers
+        constants.clear()
+    try:
+        data = np.asarray(value, dtype)
+    except OverflowError:  # an int too large for the dtype: the general path says so
+        return None
+    data.flags.writeable = False
+    constants[value] = constant = _wrap(data)
+    return constant
 
 
 _NO_INPUT = object()
@@ -402,7 +413,7 @@ def _given(*args: Any) -> tuple:
 
 
 _hooked = False
-"""True while `opgraph.trace` records: the fast calls then go through ``type(op).__call__``,
+"""True while `opgraph.trace` records: the fast calls then go through ``PlainOp.__call__``,
 which it swaps for its recording version."""
 
 
@@ -436,7 +447,7 @@ def fast_call(op: PlainOp) -> Callable[..., Any]:
 
     def general(*args: Any, **kwargs: Any) -> Any:
         if _hooked:
-            return type(op).__call__(op, *args, **kwargs)
+            return PlainOp.__call__(op, *args, **kwargs)
         return Op.__call__(op, *args, **kwargs)
 
     return (_fast_unary if op._n_inputs == 1 else _fast_binary)(op, general)
@@ -444,6 +455,7 @@ def fast_call(op: PlainOp) -> Callable[..., Any]:
 
 def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
+    float_only = op._float_only
     last: list[Any] = [None]  # the shapes of the last accepted call
 
     def call(x: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
@@ -461,14 +473,15 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
             return general(x)  # raises, annotated as on the general path
         y = _new_variable(Variable)
         y.data = result if type(result) is np.ndarray else np.asarray(result)
-        y.grad = y.name = y.creator = None
+        y.grad = y.name = None
         if x.requires_grad and differentiable and _engine_state(engine._default).grad_enabled:
-            if op._float_only and a.dtype.kind in "biu":
+            if float_only and a.dtype.kind in "biu":
                 op._refuse_integers((x,))
             y.requires_grad = True
-            record_single(op, (x,), y, (True,))
+            record_single(op, (x,), y, (True,))  # sets y.creator
         else:
             y.requires_grad = False
+            y.creator = None
         return y
 
     return call
@@ -476,6 +489,7 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
 
 def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
+    float_only = op._float_only
     last: list[Any] = [None]  # the shapes of the last accepted call
 
     def call(x: Any = _NO_INPUT, z: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
@@ -498,18 +512,19 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
             return general(x, z)
         y = _new_variable(Variable)
         y.data = result if type(result) is np.ndarray else np.asarray(result)
-        y.grad = y.name = y.creator = None
+        y.grad = y.name = None
         if (
             (x.requires_grad or z.requires_grad)
             and differentiable
             and _engine_state(engine._default).grad_enabled
         ):
-            if op._float_only and (a.dtype.kind in "biu" or b.dtype.kind in "biu"):
+            if float_only and (a.dtype.kind in "biu" or b.dtype.kind in "biu"):
                 op._refuse_integers((x, z))
             y.requires_grad = True
-            record_single(op, (x, z), y, (x.requires_grad, z.requires_grad))
+            record_single(op, (x, z), y, (x.requires_grad, z.requires_grad))  # sets y.creator
         else:
             y.requires_grad = False
+            y.creator = None
         return y
 
     return call
@@ -527,5 +542,11 @@ def make_op(spec: OpSpec, provenance: Provenance) -> Op:
         and len(spec.inputs) in (1, 2)
         and not any(n.endswith("?") for n in spec.inputs)
     )
-    fast = os.environ.get("OPGRAPH_FAST_PATH", "1").strip() != "0"
-    return (PlainOp if plain and fast else Op)(spec, provenance)
+    if not plain or os.environ.get("OPGRAPH_FAST_PATH", "1").strip() == "0":
+        return Op(spec, provenance)
+    # a class of its own, whose ``__call__`` is the op's fast path itself: ``ops.sin(x)`` then
+    # costs one Python call, not two (`PlainOp.__call__` delegating to it)
+    own = type("PlainOp", (PlainOp,), {"__slots__": ()})
+    op = own(spec, provenance)
+    own.__call__ = staticmethod(op.fast)
+    return op

@@ -691,7 +691,6 @@ def _replayed(array: np.ndarray) -> Replayed:
 # --- the recording versions, swapped in while any thread records -------------------------
 
 _ORIGINAL_CALL = Op.__call__
-_ORIGINAL_PLAIN_CALL = PlainOp.__call__
 _ENGINE_CALLS = {
     name: getattr(engine, name)
     for name in ("_add_arrays", "_zeros", "_ones_like", "_readonly_view")

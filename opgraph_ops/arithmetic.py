@@ -40,9 +40,10 @@ def _sub_backward(ctx, gy):
 def _mul_backward(ctx, gy):
     x0, x1 = ctx.inputs
     need0, need1 = ctx.needs_input_grad  # constants (x * 2.0) get no gradient work
+    mul = ctx.ops.mul  # the op itself: `gy * x1` would look it up in the active op set
     return (
-        unbroadcast(gy * x1, x0, fresh=True) if need0 else None,
-        unbroadcast(gy * x0, x1, fresh=True) if need1 else None,
+        unbroadcast(mul(gy, x1), x0, fresh=True) if need0 else None,
+        unbroadcast(mul(gy, x0), x1, fresh=True) if need1 else None,
     )
 
 

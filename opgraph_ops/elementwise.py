@@ -28,12 +28,18 @@ def _equal_shapes(name: str):
     return rule
 
 
-def _times(g: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """``g * gy`` reusing ``g`` (a fresh temporary) when the dtypes allow it."""
-    if g.dtype == gy.dtype and isinstance(g, np.ndarray):
-        g *= gy
-        return g
-    return g * gy
+def _times_gy(derivative):
+    """The forward of a fused gradient op, ``derivative(x) * gy``: the product is taken in the
+    fresh temporary ``derivative`` returns when the dtypes allow it (one pass, no new array)."""
+
+    def forward(x, gy):
+        g = derivative(x)
+        if type(g) is np.ndarray and g.dtype == gy.dtype:
+            g *= gy
+            return g
+        return g * gy
+
+    return forward
 
 
 def _sin_backward(ctx, gy):
@@ -59,10 +65,6 @@ def _cos_grad_backward(ctx, gg):  # cos_grad(x, gy) = -gy * sin(x)
 def _tanh_backward(ctx, gy):
     (y,) = ctx.outputs
     return ctx.ops.tanh_grad(y, gy)
-
-
-def _tanh_grad_forward(y, gy):
-    return _times(1.0 - y * y, gy)  # a Python float keeps float32
 
 
 def _tanh_grad_backward(ctx, gg):  # tanh_grad(y, gy) = gy * (1 - y * y)
@@ -109,21 +111,21 @@ SPECS = [
     ),
     _fused(
         "sin_grad",
-        lambda x, gy: _times(np.cos(x), gy),
+        _times_gy(np.cos),
         _sin_grad_backward,
         ("sin_grad", "cos_grad"),
         "gy * cos(x): the backward of sin, fused.",
     ),
     _fused(
         "cos_grad",
-        lambda x, gy: _times(np.negative(np.sin(x)), gy),
+        _times_gy(lambda x: np.negative(np.sin(x))),
         _cos_grad_backward,
         ("sin_grad", "cos_grad"),
         "-gy * sin(x): the backward of cos, fused.",
     ),
     _fused(
         "tanh_grad",
-        _tanh_grad_forward,
+        _times_gy(lambda y: 1.0 - y * y),  # a Python float keeps float32
         _tanh_grad_backward,
         ("tanh_grad",),
         "gy * (1 - y * y): the backward of tanh from its output y, fused.",

@@ -85,6 +85,17 @@ def _sum_forward(x, axis, keepdims):
 
 
 # --- broadcast_to / sum_to ---
+def _broadcast_to_forward(x, shape):
+    """np.broadcast_to (which raises where the rule would; the op then reports the rule's
+    error), with a 0-d ``x`` (a full reduction's gradient: every ``loss.backward()``) made the
+    read-only stride-0 view directly, for a tenth of np.broadcast_to's cost."""
+    if type(x) is not np.ndarray or x.ndim:
+        return np.broadcast_to(x, shape)
+    view = np.ndarray(shape, x.dtype, x, 0, (0,) * len(shape))
+    view.setflags(False)
+    return view
+
+
 def _broadcast_to_rule(x, shape):
     if broadcast("broadcast_to", x, shape) != tuple(shape):
         raise ShapeError(f"broadcast_to: shape {x} cannot be broadcast to {tuple(shape)}")
@@ -208,7 +219,7 @@ SPECS = [
     ),
     OpSpec(
         "broadcast_to",
-        np.broadcast_to,  # raises where the rule would; the op then reports the rule's error
+        _broadcast_to_forward,
         _broadcast_to_rule,
         lambda ctx, gy: ctx.ops.sum_to(gy, ctx.inputs[0].shape),
         kind="shape",
