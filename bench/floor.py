@@ -91,7 +91,13 @@ def _binary(forward: Callable, backward: Callable | None) -> Callable:
     return call
 
 
-mul = _binary(np.multiply, lambda xs, _, gy: (mul(gy, xs[1]), mul(gy, xs[0])))
+mul = _binary(  # constants (x * 0.5) get no gradient work, as in opgraph
+    np.multiply,
+    lambda xs, _, gy: (
+        mul(gy, xs[1]) if xs[0].requires_grad else None,
+        mul(gy, xs[0]) if xs[1].requires_grad else None,
+    ),
+)
 add = _binary(np.add, lambda _xs, _, gy: (gy, gy))
 sin_grad = _binary(lambda x, gy: np.cos(x) * gy, None)
 tanh_grad = _binary(lambda y, gy: (1.0 - y * y) * gy, None)
