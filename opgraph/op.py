@@ -490,7 +490,7 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
 def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
     float_only = op._float_only
-    last: list[Any] = [None]  # the shapes of the last accepted call
+    last: list[Any] = [None, None]  # the shapes of the last accepted call
 
     def call(x: Any = _NO_INPUT, z: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
         if more or kwargs or z is _NO_INPUT or _hooked:
@@ -501,11 +501,11 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
                 return general(x, z)
             x, z = pair
         a, b = x.data, z.data
-        shapes = (a.shape, b.shape)
-        if shapes != last[0]:
-            if shapes not in accepted:
+        shape_a, shape_b = a.shape, b.shape
+        if shape_a != last[0] or shape_b != last[1]:  # two compares: no pair to build
+            if (shape_a, shape_b) not in accepted:
                 return general(x, z)
-            last[0] = shapes
+            last[:] = shape_a, shape_b
         try:
             result = forward(a, b)
         except Exception:
