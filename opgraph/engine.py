@@ -484,6 +484,7 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     """
     pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
     current = _state.get(_default)
+    active = current.ops  # the dispatch table of ``current``, read once
     node: Node | None = output.creator
     after: Node | None = None  # the next node, while the graph is a chain
     waiting: dict[int, Node] = {}  # the other nodes owed a gradient, by number
@@ -496,13 +497,20 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
         if gy is not None:  # else no output received a gradient
             op = node.op
             home = op.dispatch
-            current = current if home is current.ops or home is None else _switch(current, home)
+            if home is not active and home is not None:  # a backward from another op set
+                current = _switch(current, home)
+                active = home
             gxs = op.backward(node, gy) if gys is None else op.backward(node, *gys)
             inputs = node.inputs
-            if type(gxs) is not tuple or len(gxs) != len(inputs):  # a lone Variable: common
-                gxs = (gxs,) if type(gxs) is Variable and len(inputs) == 1 else _as_tuple(node, gxs)
-            needs = node.needs_input_grad
             k, n = 0, len(inputs)
+            gxs = (  # one gradient per input; a lone Variable for one input is common
+                gxs
+                if type(gxs) is tuple and len(gxs) == n
+                else (gxs,)
+                if type(gxs) is Variable and n == 1
+                else _as_tuple(node, gxs)
+            )
+            needs = node.needs_input_grad
             while k < n:  # a counter by hand: cheaper than zip, enumerate or range here
                 gx = gxs[k]
                 if gx is not None:
