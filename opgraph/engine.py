@@ -522,25 +522,24 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
                     if needs[k]:
                         producer = x.creator
                         if producer is None:
-                            x.grad = gx if x.grad is None else _add_grads(x.grad, gx)
+                            _accumulate(x, gx)
                         elif (prev := pending.get(id(x))) is not None:
                             pending[id(x)] = _add_grads(prev, gx)
                         else:  # the first gradient for x: its producer is owed one now
                             pending[id(x)] = gx
-                            chain = after is None and not heap
-                            after = producer if chain else _queue(producer, after, waiting, heap)
+                            if after is None and not heap:
+                                after = producer
+                            else:
+                                _queue(producer, after, waiting, heap)
                 k += 1
-        if heap and (after is None or -heap[0] > after._number):
-            node = waiting.pop(-heapq.heappop(heap))
-        else:
-            node, after = after, None
+        from_heap = heap and (after is None or -heap[0] > after._number)
+        node = waiting.pop(-heapq.heappop(heap)) if from_heap else after
+        after = after if from_heap else None
 
 
-def _queue(
-    node: Node, after: Node | None, waiting: dict[int, Node], heap: list[int]
-) -> Node | None:
-    """Queue ``node``, now owed a gradient, beside ``after`` (the sweep's next node, unless
-    ``node`` is it or is queued already); returns ``after``."""
+def _queue(node: Node, after: Node | None, waiting: dict[int, Node], heap: list[int]) -> None:
+    """Queue ``node``, now owed a gradient, beside ``after`` (the sweep's next node), unless
+    ``node`` is it or is queued already."""
     if node is not after and node._number not in waiting:
         waiting[node._number] = node
         heapq.heappush(heap, -node._number)
@@ -565,9 +564,6 @@ def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable
         if state.grad_enabled:  # a recorded backward (create_graph): the view stays in the graph
             return state.ops.reshape(g, a.shape)
         return Variable._wrap(_readonly_view(a))
-    out = g
-    if a.shape != target.shape:
-        out = _state.get(_default).ops.sum_to(out, target.shape)
-    if out.data.dtype != target.dtype:
-        out = _state.get(_default).ops.astype(out, target.dtype)
-    return out
+    ops = _state.get(_default).ops
+    out = g if a.shape == target.shape else ops.sum_to(g, target.shape)
+    return out if out.data.dtype == target.dtype else ops.astype(out, target.dtype)

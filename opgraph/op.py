@@ -413,16 +413,17 @@ def _given(*args: Any) -> tuple:
 
 
 _hooked = False
-"""True while `opgraph.trace` records: the fast calls then go through ``PlainOp.__call__``,
-which it swaps for its recording version."""
+"""True while `opgraph.trace` records: the fast calls then go through ``Op.__call__``, which
+it swaps for its recording version."""
 
 
 class PlainOp(Op):
     """An op of one or two inputs and one output, without attributes, state or randomness.
 
     Its calls with Variables (and Python numbers) take `fast_call`, a function made for the op
-    that skips binding, constant wrapping and the general output handling; the engine's
-    dispatch table holds that function, so Variable operators reach it without a method call.
+    that skips binding, constant wrapping and the general output handling. `make_op` gives each
+    PlainOp a class of its own whose ``__call__`` is that function, and the engine's dispatch
+    tables hold it too, so neither a call of the op nor a Variable operator pays a method call.
     Anything else (keywords, a first-seen shape, any error) takes the general path of
     `Op.__call__`, which decides and reports exactly as for every op. ``OPGRAPH_FAST_PATH=0``
     builds every op as a plain `Op` (the conformance suite runs both ways in the tests)."""
@@ -432,9 +433,6 @@ class PlainOp(Op):
     def __init__(self, spec: OpSpec, provenance: Provenance) -> None:
         super().__init__(spec, provenance)
         self.fast = fast_call(self)
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self.fast(*args, **kwargs)
 
 
 def fast_call(op: PlainOp) -> Callable[..., Any]:
@@ -446,9 +444,7 @@ def fast_call(op: PlainOp) -> Callable[..., Any]:
     """
 
     def general(*args: Any, **kwargs: Any) -> Any:
-        if _hooked:
-            return PlainOp.__call__(op, *args, **kwargs)
-        return Op.__call__(op, *args, **kwargs)
+        return Op.__call__(op, *args, **kwargs)  # looked up now: `opgraph.trace` may swap it
 
     return (_fast_unary if op._n_inputs == 1 else _fast_binary)(op, general)
 

@@ -38,7 +38,7 @@ from opgraph import engine
 from opgraph import op as op_module
 from opgraph.engine import Variable
 from opgraph.errors import OpgraphError
-from opgraph.op import Op, PlainOp, as_inputs
+from opgraph.op import Op, as_inputs
 
 DEFAULT_MAX_SIGNATURES = 8
 _SCALARS = (int, float, bool, complex, str, bytes, type(None))
@@ -763,7 +763,6 @@ def _recording_apply(fn: Callable, *arrays: Any) -> Any:
 
 _SWAPS: list[tuple[Any, str, Any]] = [
     (Op, "__call__", _recording_call),
-    (PlainOp, "__call__", _recording_call),  # the general path: the fast path matches it
     (Variable, "data", property(_get_data, _set_data)),
     (Variable, "grad", property(_get_grad, _set_grad)),
     (engine, "_apply", _recording_apply),

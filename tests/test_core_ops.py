@@ -103,6 +103,20 @@ def test_sum(numgrad, axis, keepdims):
     )
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32", ">f8", "int8", "complex128", "bool"])
+@pytest.mark.parametrize("target", [(), (4,), (2, 3), (0,), (2, 0, 3)])
+def test_broadcast_to_of_a_0d_array_is_numpys_read_only_view(dtype, target):
+    # a full reduction's gradient is 0-d: broadcast_to builds its stride-0 view directly
+    base = np.asarray(3, dtype)
+    got = ops.broadcast_to(Variable(base, requires_grad=False), target).data
+    want = np.broadcast_to(base, target)
+    assert (got.shape, got.dtype, got.strides) == (want.shape, want.dtype, want.strides)
+    np.testing.assert_array_equal(got, want)
+    assert not got.flags.writeable and np.shares_memory(got, base) == (got.size > 0)
+    del base  # the view keeps its memory alive
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize(("shape", "target"), [((3,), (2, 3)), ((2, 1), (2, 4)), ((), (3,))])
 def test_broadcast_to_and_sum_to_are_each_others_backward(numgrad, shape, target):
     check_op(
