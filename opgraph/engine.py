@@ -401,22 +401,20 @@ def _ones_like(a: np.ndarray) -> np.ndarray:
     return ones
 
 
-def _output_grads(
-    node: Node, pending: dict[int, Variable], retain: bool
-) -> Sequence[Variable] | None:
+def _output_grads(node: Node, pending: dict[int, Variable], retain: bool) -> Sequence[Variable]:
     """Take the gradients flowing into ``node``'s outputs out of ``pending`` (which frees them
-    unless ``retain``); None when no output received any."""
+    unless ``retain``); empty when no output received any."""
     if len(node._outputs) == 1:  # the common case, without building lists
         (output,) = node._outputs
         gy = pending.pop(id(output()), None)
         if gy is not None and retain:
             _accumulate(output(), gy)
-        return None if gy is None else (gy,)
+        return () if gy is None else (gy,)
     outputs = [r() for r in node._outputs]  # None for an output that was dropped
     gys = [pending.pop(id(y), None) for y in outputs]
     if None in gys:
         if gys.count(None) == len(gys):
-            return None
+            return ()
         gys = [  # a multi-output node: zero-fill the outputs nobody used
             Variable._wrap(_zeros(*meta)) if g is None else g
             for g, meta in zip(gys, node._output_meta, strict=True)
@@ -491,9 +489,12 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     heap: list[int] = []  # their numbers, negated
     spelled_out = not retain_grad  # one output and nothing retained: no lists
     while node is not None:
-        single = spelled_out and node._output_meta is None
-        gys = None if single else _output_grads(node, pending, retain_grad)
-        gy = pending.pop(id(node._outputs[0]()), None) if single else gys and gys[0]
+        gys = (  # None: one output, nothing retained, so its gradient is popped right here
+            None
+            if spelled_out and node._output_meta is None
+            else _output_grads(node, pending, retain_grad)
+        )
+        gy = pending.pop(id(node._outputs[0]()), None) if gys is None else gys[0] if gys else None
         if gy is not None:  # else no output received a gradient
             op = node.op
             home = op.dispatch
@@ -532,9 +533,17 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
                             else:
                                 _queue(producer, after, waiting, heap)
                 k += 1
-        from_heap = heap and (after is None or -heap[0] > after._number)
-        node = waiting.pop(-heapq.heappop(heap)) if from_heap else after
-        after = after if from_heap else None
+        node, after = _next_queued(after, waiting, heap) if heap else (after, None)
+
+
+def _next_queued(
+    after: Node | None, waiting: dict[int, Node], heap: list[int]
+) -> tuple[Node | None, Node | None]:
+    """The sweep's next node and its new ``after`` once nodes are queued: the highest number
+    of ``after`` and the heap's top."""
+    if after is None or -heap[0] > after._number:
+        return waiting.pop(-heapq.heappop(heap)), after
+    return after, None
 
 
 def _queue(node: Node, after: Node | None, waiting: dict[int, Node], heap: list[int]) -> None:

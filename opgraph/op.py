@@ -412,6 +412,9 @@ def _given(*args: Any) -> tuple:
     return tuple([a for a in args if a is not _NO_INPUT])
 
 
+_ndarray = np.ndarray
+_BOTH, _FIRST, _SECOND = (True, True), (True, False), (False, True)
+
 _hooked = False
 """True while `opgraph.trace` records: the fast calls then go through ``Op.__call__``, which
 it swaps for its recording version."""
@@ -452,23 +455,24 @@ def fast_call(op: PlainOp) -> Callable[..., Any]:
 def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
     float_only = op._float_only
-    last: list[Any] = [None]  # the shapes of the last accepted call
+    last = None  # the shape of the last accepted call
 
     def call(x: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
+        nonlocal last
         if more or kwargs or type(x) is not Variable or _hooked:
             return general(*_given(x), *more, **kwargs)
         a = x.data
         shape = a.shape
-        if shape != last[0]:
+        if shape != last:
             if (shape,) not in accepted:
                 return general(x)
-            last[0] = shape
+            last = shape
         try:
             result = forward(a)
         except Exception:
             return general(x)  # raises, annotated as on the general path
         y = _new_variable(Variable)
-        y.data = result if type(result) is np.ndarray else np.asarray(result)
+        y.data = result if type(result) is _ndarray else np.asarray(result)
         y.grad = y.name = None
         if x.requires_grad and differentiable and _engine_state(engine._default).grad_enabled:
             if float_only and a.dtype.kind in "biu":
@@ -486,9 +490,10 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
 def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
     float_only = op._float_only
-    last: list[Any] = [None, None]  # the shapes of the last accepted call
+    last_a = last_b = None  # the shapes of the last accepted call
 
     def call(x: Any = _NO_INPUT, z: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
+        nonlocal last_a, last_b
         if more or kwargs or z is _NO_INPUT or _hooked:
             return general(*_given(x, z), *more, **kwargs)
         if type(x) is not Variable or type(z) is not Variable:
@@ -498,26 +503,27 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
             x, z = pair
         a, b = x.data, z.data
         shape_a, shape_b = a.shape, b.shape
-        if shape_a != last[0] or shape_b != last[1]:  # two compares: no pair to build
+        if shape_a != last_a or shape_b != last_b:  # two compares: no pair to build
             if (shape_a, shape_b) not in accepted:
                 return general(x, z)
-            last[:] = shape_a, shape_b
+            last_a, last_b = shape_a, shape_b
         try:
             result = forward(a, b)
         except Exception:
             return general(x, z)
         y = _new_variable(Variable)
-        y.data = result if type(result) is np.ndarray else np.asarray(result)
+        y.data = result if type(result) is _ndarray else np.asarray(result)
         y.grad = y.name = None
-        if (
-            (x.requires_grad or z.requires_grad)
-            and differentiable
-            and _engine_state(engine._default).grad_enabled
-        ):
+        needs = (  # needs_input_grad: one of three shared tuples, none built per call
+            (_BOTH if z.requires_grad else _FIRST)
+            if x.requires_grad
+            else (_SECOND if z.requires_grad else None)
+        )
+        if needs is not None and differentiable and _engine_state(engine._default).grad_enabled:
             if float_only and (a.dtype.kind in "biu" or b.dtype.kind in "biu"):
                 op._refuse_integers((x, z))
             y.requires_grad = True
-            record_single(op, (x, z), y, (x.requires_grad, z.requires_grad))  # sets y.creator
+            record_single(op, (x, z), y, needs)  # sets y.creator
         else:
             y.requires_grad = False
             y.creator = None
