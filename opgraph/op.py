@@ -490,10 +490,11 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
 def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
     float_only = op._float_only
-    last_a = last_b = None  # the shapes of the last accepted call
+    last = (None, None)  # the shapes of the last accepted call: one tuple, so that a thread
+    # reads a pair that was checked, never one shape from each of two threads
 
     def call(x: Any = _NO_INPUT, z: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
-        nonlocal last_a, last_b
+        nonlocal last
         if more or kwargs or z is _NO_INPUT or _hooked:
             return general(*_given(x, z), *more, **kwargs)
         if type(x) is not Variable or type(z) is not Variable:
@@ -503,10 +504,11 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
             x, z = pair
         a, b = x.data, z.data
         shape_a, shape_b = a.shape, b.shape
-        if shape_a != last_a or shape_b != last_b:  # two compares: no pair to build
+        seen = last
+        if shape_a != seen[0] or shape_b != seen[1]:  # two compares: no pair to build
             if (shape_a, shape_b) not in accepted:
                 return general(x, z)
-            last_a, last_b = shape_a, shape_b
+            last = (shape_a, shape_b)
         try:
             result = forward(a, b)
         except Exception:

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +40,11 @@ NOT_RUN = frozenset({"skip", "xfail"})
 """Statuses reports show as skipped (an expected failure is not held against the op)."""
 
 
+_NO_DETAILS: Mapping[str, Any] = MappingProxyType({})
+"""The details of every result that has none (most of them): one shared, read-only mapping
+instead of an empty dict per result, which a 30x op set's 870,000 results would pay 56 MB for."""
+
+
 @dataclass(frozen=True, slots=True)  # slots: a large run holds a million of them
 class Result:
     """One check of one op on one sample (``sample`` is None for a check with no sample)."""
@@ -50,7 +56,7 @@ class Result:
     sample: int | None
     sample_desc: str
     message: str = ""
-    details: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=lambda: _NO_DETAILS)
     tolerance: Tolerance | None = None
     location: Location | None = None
     """Where in the plugin's own code the exception behind this result was raised."""
@@ -155,7 +161,7 @@ def _result(op: Op, check: str, index: int | None, desc: str, outcome: Outcome) 
         index,
         desc,
         outcome.message,
-        dict(outcome.details),
+        dict(outcome.details) if outcome.details else _NO_DETAILS,
         outcome.tolerance,
         None if error is None else plugin_location(error, plugin_roots(op.provenance.entry_point)),
         error,
