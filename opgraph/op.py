@@ -490,8 +490,8 @@ def _fast_unary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
 def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]:
     forward, accepted, differentiable = op.forward, op._accepted, op._differentiable
     float_only = op._float_only
-    last = (None, None)  # the shapes of the last accepted call: one tuple, so that a thread
-    # reads a pair that was checked, never one shape from each of two threads
+    last = (None, None)  # the shapes of the last accepted call, as one tuple: a thread always
+    # compares with a pair that was checked, never with one shape from each of two calls
 
     def call(x: Any = _NO_INPUT, z: Any = _NO_INPUT, /, *more: Any, **kwargs: Any) -> Any:
         nonlocal last
@@ -504,11 +504,11 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
             x, z = pair
         a, b = x.data, z.data
         shape_a, shape_b = a.shape, b.shape
-        seen = last
-        if shape_a != seen[0] or shape_b != seen[1]:  # two compares: no pair to build
-            if (shape_a, shape_b) not in accepted:
+        shapes = (shape_a, shape_b)
+        if shapes != last:
+            if shapes not in accepted:
                 return general(x, z)
-            last = (shape_a, shape_b)
+            last = shapes
         try:
             result = forward(a, b)
         except Exception:
