@@ -104,7 +104,7 @@ def __getattr__(name: str) -> Any:
     if name == "ops":
         from opgraph.opsets import default_opset
 
-        return default_opset()  # not cached here: tests may reset the default op set
+        return default_opset()  # which also sets `ops` here, until `opsets.reset()`
     if name == "hookimpl":
         from opgraph.hookspecs import hookimpl
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -217,6 +218,7 @@ def default_opset() -> OpSet:
                 opset = build(default_config(), label="the default op set")
                 engine.set_default_ops(opset._dispatch)
                 _default = opset
+                _publish(opset)
     return _default
 
 
@@ -228,7 +230,19 @@ def reset() -> None:
     with _default_lock:
         _default = None
         engine.set_default_ops(None)
+        _publish(None)
         plugins.reset()
+
+
+def _publish(opset: OpSet | None) -> None:
+    """Make the default op set a plain attribute of the package, so that ``opgraph.ops.sin(x)``
+    in a loop costs a dictionary lookup rather than a call of the package's ``__getattr__``
+    (about 1 us); None takes it away again, and the next ``opgraph.ops`` builds anew."""
+    package = vars(sys.modules["opgraph"])
+    if opset is None:
+        package.pop("ops", None)
+    else:
+        package["ops"] = opset
 
 
 @contextlib.contextmanager

@@ -60,6 +60,21 @@ def test_import_opgraph_imports_no_plugin_until_ops_are_needed():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_opgraph_ops_becomes_a_plain_attribute_and_reset_forgets_it():
+    """``opgraph.ops.sin(x)`` in a loop must not call the package's ``__getattr__`` (1 us)
+    each time: once built, the default op set is in the package's namespace."""
+    from opgraph import opsets
+
+    opsets.reset()
+    assert "ops" not in vars(opgraph)
+    first = opgraph.ops
+    assert vars(opgraph)["ops"] is first is opgraph.ops is opsets.default_opset()
+    opsets.reset()
+    assert "ops" not in vars(opgraph)
+    again = opgraph.ops
+    assert again is not first and vars(opgraph)["ops"] is again
+
+
 def test_variable_operators_load_the_registry_on_first_use():
     code = "import numpy as np, opgraph\nprint((opgraph.Variable(np.array(2.0)) * 3.0).data)"
     out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
