@@ -263,7 +263,10 @@ class Variable:
         return _state.get(_default).ops.transpose(self)
 
     def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        return _state.get(_default).ops.sum(self, axis, keepdims)
+        ops = _state.get(_default).ops
+        if axis is None and keepdims is False:  # the op's own defaults: a call without binding
+            return ops.sum(self)
+        return ops.sum(self, axis, keepdims)
 
     def astype(self, dtype: Any) -> Variable:
         return _state.get(_default).ops.astype(self, dtype)

@@ -368,9 +368,10 @@ _NUMBERS_KEPT = 256
 
 
 def _with_constant(x: Any, z: Any) -> tuple[Variable, Variable] | None:
-    """``(x, z)`` with the Python number beside a float Variable made the constant Variable
+    """``(x, z)`` with the number beside a float Variable made the constant Variable
     `as_inputs` would make (the array's dtype), shared and read-only; None for any other
-    pair (the general path decides)."""
+    pair (the general path decides). The number is a Python int or float, or a numpy scalar
+    of the array's own dtype (``x.mean()`` gives one): numpy promotes neither beyond it."""
     if type(x) is Variable:
         value, like = z, x.data
     elif type(z) is Variable:
@@ -378,7 +379,7 @@ def _with_constant(x: Any, z: Any) -> tuple[Variable, Variable] | None:
     else:
         return None
     kind = type(value)
-    if (kind is not float and kind is not int) or not value:
+    if (kind is not float and kind is not int and kind is not like.dtype.type) or not value:
         return None  # zeros too: 0.0 == -0.0 as keys, but x * -0.0 keeps the sign
     constants = _numbers.get(like.dtype)
     constant = None if constants is None else constants.get(value)

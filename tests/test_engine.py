@@ -337,6 +337,31 @@ def test_numbers_that_compare_equal_keep_their_own_value():
     assert (n * 1.0).dtype == np.float64
 
 
+@pytest.mark.parametrize("array_dtype", ["float16", "float32", "float64", "complex128", "int64"])
+@pytest.mark.parametrize("number", [0.5, 3, np.float32(0.5), np.float64(-1.5), np.int64(2)])
+def test_numbers_and_numpy_scalars_beside_a_variable_match_the_general_path(array_dtype, number):
+    """The fast path's cached constants (Python numbers, numpy scalars of the array's dtype)
+    give exactly the general path's value, dtype and gradient (or error), on either side of
+    every arithmetic op; other numpy scalars (promoting further) take the general path."""
+    from opgraph.op import Op
+
+    def outcome(call, swap):
+        x = Variable(np.array([1.0, 2.0, 4.0]).astype(array_dtype))
+        try:
+            y = call(number, x) if swap else call(x, number)
+        except opgraph.OpArgumentError as exc:
+            return str(exc)
+        ops.sum(y).backward()
+        grad = x.grad.data
+        return y.data.dtype, y.data.tolist(), grad.dtype, grad.tolist()
+
+    for name in ("add", "sub", "mul", "div"):
+        op = getattr(opgraph.ops, name)
+        for swap in (False, True):
+            fast = outcome(op, swap)
+            assert fast == outcome(lambda *a, op=op: Op.__call__(op, *a), swap), (name, swap)
+
+
 def test_python_numbers_adapt_to_the_array_inputs_not_to_a_mask():
     x = Variable(np.ones(2, dtype=np.float32))
     assert ops.where(np.array([True, False]), x, 0.0).dtype == np.float32
