@@ -404,17 +404,19 @@ def _ones_like(a: np.ndarray) -> np.ndarray:
     return ones
 
 
-def _output_grads(node: Node, pending: dict[int, Variable], retain: bool) -> Sequence[Variable]:
+def _output_grads(
+    node: Node, pending: dict[Variable, Variable], retain: bool
+) -> Sequence[Variable]:
     """Take the gradients flowing into ``node``'s outputs out of ``pending`` (which frees them
     unless ``retain``); empty when no output received any."""
     if len(node._outputs) == 1:  # the common case, without building lists
         (output,) = node._outputs
-        gy = pending.pop(id(output()), None)
+        gy = pending.pop(output(), None)
         if gy is not None and retain:
             _accumulate(output(), gy)
         return () if gy is None else (gy,)
     outputs = [r() for r in node._outputs]  # None for an output that was dropped
-    gys = [pending.pop(id(y), None) for y in outputs]
+    gys = [pending.pop(y, None) for y in outputs]
     if None in gys:
         if gys.count(None) == len(gys):
             return ()
@@ -483,7 +485,8 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     was built in: the active op set switches only where that changes along the graph. Every
     gradient is checked against its input's shape and dtype before it goes anywhere.
     """
-    pending: dict[int, Variable] = {id(output): seed}  # gradients still flowing
+    # gradients still flowing, by the Variable they are for (identity: Variable has no __eq__)
+    pending: dict[Variable, Variable] = {output: seed}
     current = _state.get(_default)
     active = current.ops  # the dispatch table of ``current``, read once
     node: Node | None = output.creator
@@ -497,7 +500,7 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
             if spelled_out and node._output_meta is None
             else _output_grads(node, pending, retain_grad)
         )
-        gy = pending.pop(id(node._outputs[0]()), None) if gys is None else gys[0] if gys else None
+        gy = pending.pop(node._outputs[0](), None) if gys is None else gys[0] if gys else None
         if gy is not None:  # else no output received a gradient
             op = node.op
             home = op.dispatch
@@ -527,10 +530,10 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
                         producer = x.creator
                         if producer is None:
                             _accumulate(x, gx)
-                        elif (prev := pending.get(id(x))) is not None:
-                            pending[id(x)] = _add_grads(prev, gx)
+                        elif (prev := pending.get(x)) is not None:
+                            pending[x] = _add_grads(prev, gx)
                         else:  # the first gradient for x: its producer is owed one now
-                            pending[id(x)] = gx
+                            pending[x] = gx
                             if after is None and not heap:
                                 after = producer
                             else:
