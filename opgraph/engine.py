@@ -485,7 +485,8 @@ def _sweep(output: Variable, seed: Variable, retain_grad: bool) -> None:
     was built in: the active op set switches only where that changes along the graph. Every
     gradient is checked against its input's shape and dtype before it goes anywhere.
     """
-    # gradients still flowing, by the Variable they are for (identity: Variable has no __eq__)
+    # gradients still flowing, by the Variable they are for: op outputs, which the engine makes
+    # as plain Variables (no subclass's __eq__ or __hash__), so a key is its identity
     pending: dict[Variable, Variable] = {output: seed}
     current = _state.get(_default)
     active = current.ops  # the dispatch table of ``current``, read once
