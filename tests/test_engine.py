@@ -468,6 +468,24 @@ def test_the_fast_functions_in_dispatch_tables_take_every_call_the_op_takes():
         assert str(fast.value) == str(general.value) and "mul()" in str(fast.value)
 
 
+def test_a_variable_subclass_with_its_own_equality_gets_exact_gradients():
+    """The sweep keys gradients by Variable: a subclass that compares elementwise (and so is
+    unhashable) must still work, as a leaf and through every op."""
+
+    class Parameter(Variable):
+        __slots__ = ()
+
+        def __eq__(self, other):
+            return ops.sub(self, other)
+
+        __hash__ = None  # as Python makes it for a class defining __eq__ alone
+
+    p, q = Parameter(np.array([1.0, 2.0])), Parameter(np.array([3.0, 4.0]))
+    ops.sum(ops.sin(p) * q + p * p).backward()
+    np.testing.assert_allclose(p.grad.data, np.cos([1.0, 2.0]) * [3.0, 4.0] + [2.0, 4.0])
+    np.testing.assert_allclose(q.grad.data, np.sin([1.0, 2.0]))
+
+
 def test_a_frozen_variable_gets_no_gradient_and_no_graph():
     batch = Variable(np.ones((4, 3)), requires_grad=False)
     w = Variable(np.full((3, 2), 0.5))
