@@ -559,7 +559,6 @@ def _queue(node: Node, after: Node | None, waiting: dict[int, Node], heap: list[
     if node is not after and node._number not in waiting:
         waiting[node._number] = node
         heapq.heappush(heap, -node._number)
-    return after
 
 
 def unbroadcast(g: Variable, like: Variable, *, fresh: bool = False) -> Variable:

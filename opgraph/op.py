@@ -424,13 +424,14 @@ it swaps for its recording version."""
 class PlainOp(Op):
     """An op of one or two inputs and one output, without attributes, state or randomness.
 
-    Its calls with Variables (and Python numbers) take `fast_call`, a function made for the op
-    that skips binding, constant wrapping and the general output handling. `make_op` gives each
-    PlainOp a class of its own whose ``__call__`` is that function, and the engine's dispatch
-    tables hold it too, so neither a call of the op nor a Variable operator pays a method call.
-    Anything else (keywords, a first-seen shape, any error) takes the general path of
-    `Op.__call__`, which decides and reports exactly as for every op. ``OPGRAPH_FAST_PATH=0``
-    builds every op as a plain `Op` (the conformance suite runs both ways in the tests)."""
+    Its calls with Variables (and numbers, see `_with_constant`) take `fast_call`, a function
+    made for the op that skips binding, constant wrapping and the general output handling.
+    `make_op` gives each PlainOp a class of its own whose ``__call__`` is that function, and the
+    engine's dispatch tables hold it too, so neither a call of the op nor a Variable operator
+    pays a method call. Anything else (keywords, a first-seen shape, any error) takes the
+    general path of `Op.__call__`, which decides and reports exactly as for every op.
+    ``OPGRAPH_FAST_PATH=0`` builds every op as a plain `Op` (the conformance suite runs both
+    ways in the tests)."""
 
     __slots__ = ("fast",)
 
@@ -504,8 +505,7 @@ def _fast_binary(op: PlainOp, general: Callable[..., Any]) -> Callable[..., Any]
                 return general(x, z)
             x, z = pair
         a, b = x.data, z.data
-        shape_a, shape_b = a.shape, b.shape
-        shapes = (shape_a, shape_b)
+        shapes = (a.shape, b.shape)
         if shapes != last:
             if shapes not in accepted:
                 return general(x, z)
