@@ -44,6 +44,12 @@ class DefineByRun:
 
         return step
 
+    def chain_forward_step(self) -> Callable[[], list]:
+        """`chain_step`'s forward alone, its graph recorded and freed: the two together split
+        an engine's overhead into forward and backward (`floor.py`)."""
+        x = self.variable(problems.chain_input())
+        return lambda: [self.total(problems.chain(x, self.sin, self.tanh))]
+
     def mlp_step(self, dtype: str) -> Callable[[], list]:
         return self._mlp(dtype, frozen=False)
 

@@ -9,7 +9,8 @@ left out: no op sets, shape rules, dtype policy, gradient checks, broadcasting, 
 errors. It runs the ``sin`` and ``chain`` workloads next to hand-written numpy, opgraph and
 torch (if installed), interleaved in this one process, and prints each engine's overhead
 above numpy relative to torch's: what opgraph's features cost, against what Python itself
-costs.
+costs. The chain's forward is timed alone too (its graph recorded and freed), which splits
+each engine's chain overhead into forward and backward.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ timing.use_one_thread()
 import numpy as np  # noqa: E402 - after the BLAS thread setting
 
 _numbers = itertools.count()
+WORKLOADS = ("sin", "chain", "chain_forward")
 
 
 class Floor:
@@ -107,23 +109,24 @@ total = _unary(np.sum, lambda xs, _, gy: (Floor(np.broadcast_to(gy.data, xs[0].d
 
 
 def engines() -> dict[str, dict[str, Callable[[], list]]]:
-    """Each engine's sin and chain steps: hand-written numpy, the floor, opgraph, torch."""
+    """Each engine's steps (sin, chain, the chain's forward alone): hand-written numpy, the
+    floor, opgraph, torch."""
     import peer_numpy
     import peer_opgraph
     from define_by_run import DefineByRun
 
     floor = DefineByRun(lambda a: Floor(a, True), sin, tanh, total, mul, {})
-    found = {
-        "numpy": {"sin": peer_numpy.sin_step(), "chain": peer_numpy.chain_step()},
-        "floor": {"sin": floor.sin_step(), "chain": floor.chain_step()},
-        "opgraph": {"sin": peer_opgraph.sin_step(), "chain": peer_opgraph.chain_step()},
-    }
+    peers = {"numpy": peer_numpy, "floor": floor, "opgraph": peer_opgraph}
     try:
         import peer_torch
     except ImportError:
-        return found
-    found["torch"] = {"sin": peer_torch.sin_step(), "chain": peer_torch.chain_step()}
-    return found
+        pass
+    else:
+        peers["torch"] = peer_torch
+    return {
+        name: {workload: getattr(peer, f"{workload}_step")() for workload in WORKLOADS}
+        for name, peer in peers.items()
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,19 +134,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=31, help="interleaved batches")
     args = parser.parse_args(argv)
     steps = engines()
-    for workload in ("sin", "chain"):
+    medians = {}
+    for workload in WORKLOADS:
         fns = {name: by_workload[workload] for name, by_workload in steps.items()}
         want = fns["numpy"]()
-        for fn in fns.values():  # every engine computes the same gradient
+        for fn in fns.values():  # every engine computes the same gradient (or forward value)
             np.testing.assert_allclose(_as_array(fn()[0]), want[0], rtol=1e-9)
-        medians = timing.interleaved_medians(fns, repeats=args.repeats, min_batch_seconds=0.02)
-        line = "  ".join(f"{name} {t * 1e6:.1f} us" for name, t in medians.items())
+        medians[workload] = timing.interleaved_medians(
+            fns, repeats=args.repeats, min_batch_seconds=0.02
+        )
+        line = "  ".join(f"{name} {t * 1e6:.1f} us" for name, t in medians[workload].items())
         print(f"{workload}: {line}")
-        if "torch" in medians:
-            torch_overhead = medians["torch"] - medians["numpy"]
+    for workload in ("sin", "chain"):
+        times = medians[workload]
+        if "torch" in times:
+            torch_overhead = times["torch"] - times["numpy"]
             for name in ("floor", "opgraph"):
-                ratio = (medians[name] - medians["numpy"]) / torch_overhead
-                print(f"  {name}: overhead / torch's overhead = {ratio:.2f}")
+                ratio = (times[name] - times["numpy"]) / torch_overhead
+                print(f"{workload}: {name}'s overhead / torch's overhead = {ratio:.2f}")
+    print("chain's overhead above numpy, forward (graph recorded and freed) + backward:")
+    whole, forward = medians["chain"], medians["chain_forward"]
+    for name in whole:
+        if name != "numpy":
+            ahead = forward[name] - forward["numpy"]
+            behind = whole[name] - forward[name] - (whole["numpy"] - forward["numpy"])
+            print(f"  {name}: {ahead * 1e6:.1f} us + {behind * 1e6:.1f} us")
     return 0
 
 

@@ -25,6 +25,11 @@ def chain_step() -> Callable[[], list]:
     return lambda: problems.chain_by_hand(x, np.sin, np.tanh, np.cos, np.ones_like)
 
 
+def chain_forward_step() -> Callable[[], list]:
+    x = problems.chain_input()
+    return lambda: [problems.chain(x, np.sin, np.tanh).sum()]
+
+
 def mlp_step(dtype: str) -> Callable[[], list]:
     data = problems.mlp_data(dtype)
     x, t = data.x, data.t

@@ -42,5 +42,6 @@ def frozen(array: np.ndarray) -> Variable:
 
 _ENGINE = DefineByRun(Variable, ops.sin, ops.tanh, ops.sum, ops.matmul, mlp_ops(), frozen)
 sin_step, chain_step = _ENGINE.sin_step, _ENGINE.chain_step
+chain_forward_step = _ENGINE.chain_forward_step
 mlp_step, matmul_step = _ENGINE.mlp_step, _ENGINE.matmul_step
 mlp_frozen_step = _ENGINE.mlp_frozen_step

@@ -56,6 +56,11 @@ def chain_step() -> Callable[[], list]:
     return step
 
 
+def chain_forward_step() -> Callable[[], list]:
+    x = _leaf(problems.chain_input())
+    return lambda: [problems.chain(x, torch.sin, torch.tanh).sum()]
+
+
 def sin_kernel_step() -> Callable[[], list]:
     x = torch.from_numpy(problems.sin_input())  # no requires_grad: nothing is recorded
     return lambda: problems.sin_by_hand(x, torch.sin, torch.cos, torch.ones_like)
