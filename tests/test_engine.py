@@ -439,6 +439,103 @@ def test_the_fast_call_path_gives_the_general_paths_conformance_results(tmp_path
     assert reports["1"] == reports["0"]
 
 
+_ODD_NUMBERS = [0.5, 2, -0.0, 0, True, 1e300, 10**20, 10**400, float("nan"), 3 + 1j]
+_NUMPY_SCALARS = [np.float64(0.5), np.float32(2.5), np.float16(1.5), np.int64(3), np.bool_(1)]
+_NOT_NUMBERS = [None, "x", [1.0, 2.0], object()]
+
+
+def _odd_operands(n: int, dtype: str, shape: tuple):
+    """``n`` operands of anything a call may get: mostly Variables (needing a gradient or not)
+    of the call's ``dtype`` and ``shape``, else of other dtypes, shapes and layouts; arrays,
+    numbers at the edges of promotion, numpy scalars, non-numbers."""
+    from hypothesis import strategies as st
+
+    dtypes = st.sampled_from(["float64", "float32", "float16", "complex128", "int64", "bool"])
+    shapes = st.sampled_from([(), (1,), (3,), (2, 3), (3, 1), (0,)])
+    arrays = st.builds(
+        lambda shape, dtype, scale, seed, flip: _layout(
+            (np.random.default_rng(seed).standard_normal(shape) * scale).astype(dtype), flip
+        ),
+        st.one_of(st.just(shape), st.just(shape), shapes),
+        st.one_of(st.just(dtype), st.just(dtype), dtypes),
+        st.sampled_from([1.0, 1e-3, 300.0]),
+        st.integers(0, 9),
+        st.booleans(),
+    )
+    variables = st.tuples(st.just("variable"), arrays, st.booleans())
+    operand = st.one_of(  # mostly Variables: the fast path's own ground
+        variables,
+        variables,
+        variables,
+        st.tuples(st.just("array"), arrays),
+        st.tuples(st.just("value"), st.sampled_from(_ODD_NUMBERS + _NUMPY_SCALARS)),
+        st.tuples(st.just("value"), st.sampled_from(_NOT_NUMBERS)),
+    )
+    return st.lists(operand, min_size=n, max_size=n)
+
+
+def _layout(a: np.ndarray, flip: bool) -> np.ndarray:
+    return a.T if flip and a.ndim == 2 else a  # a transposed (non-contiguous) array
+
+
+def _fresh(operand):
+    if operand[0] == "variable":
+        return Variable(operand[1].copy(), requires_grad=operand[2])
+    return operand[1].copy() if operand[0] == "array" else operand[1]
+
+
+def _call_outcome(call, operands, record: bool):
+    """What a call gives: its value, dtype, graph and gradients, or its error's type and text."""
+    import warnings
+
+    args = [_fresh(o) for o in operands]
+    try:
+        with warnings.catch_warnings(), engine.enable_grad(record):
+            warnings.simplefilter("ignore")  # overflow in float16 and the like: both paths
+            y = call(*args)
+            if y.requires_grad and y.data.dtype.kind in "fc":
+                ops.sum(y).backward()
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+    grads = [_exactly(a.grad.data) for a in args if isinstance(a, Variable) and a.grad is not None]
+    return _exactly(y.data), y.requires_grad, y.creator is None, grads
+
+
+def _exactly(a: np.ndarray) -> tuple:
+    """An array as a comparable value: nan equal to nan, -0.0 apart from 0.0, the dtype kept."""
+    return a.dtype, a.shape, a.astype(str).tolist()
+
+
+def test_every_plain_ops_fast_path_matches_the_general_path_on_any_call():
+    """A fuzzed differential check of the second call path, call by call: every plain op, any
+    operands (see `_odd_operands`), with and without recording, each call made twice (the
+    second through the memo of accepted shapes). The fast path and `Op.__call__` give the same
+    value, dtype, graph and gradients, or the same error."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from opgraph.op import Op, PlainOp
+
+    plain = sorted(op.name for op in opgraph.ops if isinstance(op, PlainOp))
+    assert {"add", "mul", "sin", "tanh_grad"} <= set(plain)
+
+    @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from(plain), st.data(), st.booleans())
+    def check(name, data, record):
+        op = getattr(opgraph.ops, name)
+        arity = len(op.spec.inputs)  # most calls right, some with an input too few or many
+        n = data.draw(st.sampled_from([arity] * 4 + [arity - 1, arity + 1]), label="inputs")
+        dtype = data.draw(st.sampled_from(["float64", "float32", "int64"]), label="dtype")
+        shape = data.draw(st.sampled_from([(3,), (2, 3), ()]), label="shape")
+        operands = data.draw(_odd_operands(n, dtype, shape), label="operands")
+        for _ in range(2):
+            fast = _call_outcome(op, operands, record)
+            general = _call_outcome(lambda *a: Op.__call__(op, *a), operands, record)
+            assert fast == general, (name, operands, record)
+
+    check()
+
+
 def test_fast_path_ops_are_plain_ops_and_the_switch_builds_general_ones(monkeypatch):
     from opgraph.op import Op, PlainOp, make_op
 
